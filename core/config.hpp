@@ -1,0 +1,81 @@
+#pragma once
+// autopod's settings, resolved in one place: flag > environment > config.yaml > default.
+
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/result.hpp"
+
+namespace autopod::core {
+
+// An existing machine reachable by SSH, for the `ssh` provider (config `hosts:`).
+struct HostConfig {
+  std::string name;
+  std::string host;
+  int port = 22;
+  std::string user = "root";
+  std::string key;  // private key path; empty: autopod's own key
+  int comfy_port = 8188;
+  std::string models_root = "/workspace/ComfyUI/models";
+};
+
+// What `autopod connect` creates unless flags say otherwise (config `pod:`).
+struct PodDefaults {
+  std::string name = "autopod";
+  std::string image = "runpod/comfyui:latest";
+  std::vector<std::string> gpu_types = {"NVIDIA GeForce RTX 4090", "NVIDIA RTX A6000",
+                                        "NVIDIA L40S"};
+  int gpu_count = 1;
+  std::string cloud = "secure";
+  int container_disk_gb = 50;
+  std::string volume;  // network volume id or name; empty: none
+  std::string mount_path = "/workspace";
+  std::vector<std::string> ports = {"22/tcp", "8188/http"};
+  std::map<std::string, std::string> env;
+  std::vector<std::string> data_centers;
+};
+
+struct Config {
+  std::filesystem::path home;         // AUTOPOD_HOME
+  std::filesystem::path config_file;  // home/config.yaml
+  std::string provider = "runpod";
+  std::string log_level = "warn";
+  std::string runpod_api_key;  // secret: never printed unmasked, never logged
+  std::string runpod_api_url = "https://api.runpod.io";
+  std::filesystem::path ssh_key;  // default home/id_ed25519
+  bool ssh_key_is_default = true;
+  PodDefaults pod;
+  std::map<std::string, HostConfig> hosts;
+  std::vector<std::filesystem::path> plugin_dirs;  // home/plugins first
+  // Where each setting came from ("default", "config.yaml:3", "env RUNPOD_API_KEY", "flag").
+  std::map<std::string, std::string> sources;
+  // Problems worth telling the user that do not stop anything (file permissions).
+  std::vector<std::string> warnings;
+};
+
+// Command-line values, which win over everything else.
+struct ConfigOverrides {
+  std::optional<std::string> home;
+  std::optional<std::string> provider;
+  std::optional<std::string> api_url;
+  std::optional<std::string> log_level;
+  std::vector<std::string> plugin_dirs;
+};
+
+// Loads home/config.yaml (absent is fine) and applies environment and overrides.
+// A malformed file is invalid_argument naming file:line:column and the key.
+Result<Config> load_config(const ConfigOverrides& overrides);
+
+// The effective configuration as YAML with the origin of each value; secrets masked.
+std::string render_config(const Config& config);
+
+// A commented example config.yaml.
+std::string example_config();
+
+// "****abcd" style: enough to recognise a key, never enough to use it.
+std::string mask_secret(const std::string& secret);
+
+}  // namespace autopod::core

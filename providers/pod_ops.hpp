@@ -1,0 +1,45 @@
+#pragma once
+// Pod flows that work with any provider: finding a pod, creating or reusing one,
+// and waiting until it is really usable.
+
+#include <chrono>
+#include <functional>
+#include <string>
+
+#include "providers/provider.hpp"
+
+namespace autopod::providers {
+
+// The pod with this id, else the one with this name; with an empty `id_or_name`, the only
+// pod there is. not_found lists the pods there are; invalid_argument when ambiguous.
+Result<Pod> find_pod(Provider& provider, const std::string& id_or_name);
+
+// The network volume with this id or name.
+Result<Volume> find_volume(Provider& provider, const std::string& id_or_name);
+
+// Checks that a pod mounting `spec.volume_id` can be placed: the volume exists and any data
+// centers the user asked for include the volume's. Pins spec.data_centers to it.
+Status place_with_volume(Provider& provider, PodSpec& spec);
+
+using Progress = std::function<void(const std::string& line)>;
+
+struct WaitOptions {
+  std::chrono::milliseconds timeout{std::chrono::minutes(10)};
+  std::chrono::milliseconds poll_interval{std::chrono::seconds(3)};
+};
+
+// Polls until the pod is RUNNING, its direct SSH endpoint is mapped and answers with an SSH
+// banner. Reports each change through `progress`. timeout when it does not get there in time;
+// remote when the pod ends up in ERROR, EXITED or TERMINATED.
+Result<Pod> wait_until_ready(Provider& provider, const std::string& pod_id,
+                             const WaitOptions& options, core::Clock& clock,
+                             const Progress& progress);
+
+// Connects to the SSH port and reads the server's identification line ("SSH-2.0-...").
+Result<std::string> read_ssh_banner(const std::string& host, int port,
+                                    std::chrono::milliseconds timeout);
+
+// The names of pods' statuses for humans, e.g. "running".
+std::string describe_endpoint(const Pod& pod);
+
+}  // namespace autopod::providers
