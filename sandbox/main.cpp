@@ -1,0 +1,63 @@
+// autopod-sandbox: a RunPod REST v2 look-alike on loopback, optionally with a real sshd as
+// every pod's SSH endpoint. For the README's main-job run and for trying autopod offline.
+
+#include <signal.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <iostream>
+
+#include "core/fs.hpp"
+#include "sandbox/runpod_sandbox.hpp"
+#include "sandbox/sshd_harness.hpp"
+
+int main(int argc, char** argv) {
+  using namespace autopod;
+  CLI::App app{"RunPod REST v2 sandbox on 127.0.0.1 (pods, volumes, catalog, fault injection)"};
+  int port = 0;
+  std::string sshd_dir;
+  int provisioning_ms = 300, starting_ms = 300;
+  app.add_option("--port", port, "port to listen on (0: any free port)");
+  app.add_option("--sshd-dir", sshd_dir,
+                 "start a private sshd with its files here and point pods' SSH at it");
+  app.add_option("--provisioning-ms", provisioning_ms, "time a pod spends PROVISIONING");
+  app.add_option("--starting-ms", starting_ms, "time a pod spends STARTING");
+  CLI11_PARSE(app, argc, argv);
+
+  // The sandbox accepts any bearer token unless AUTOPOD_SANDBOX_KEY says which (kept out of argv).
+  sandbox::SandboxOptions options;
+  if (const char* key = std::getenv("AUTOPOD_SANDBOX_KEY")) options.api_key = key;
+  options.provisioning_time = std::chrono::milliseconds(provisioning_ms);
+  options.starting_time = std::chrono::milliseconds(starting_ms);
+
+  std::unique_ptr<sandbox::SshdHarness> sshd;
+  if (!sshd_dir.empty()) {
+    auto started = sandbox::SshdHarness::start(sshd_dir);
+    if (!started) {
+      std::cerr << started.error().describe() << "\n";
+      return 1;
+    }
+    sshd = std::move(started).value();
+    options.ssh_port = sshd->port();
+    options.ssh_user = sshd->user();
+    options.authorized_keys = sshd->authorized_keys();
+  }
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);  // server threads inherit the mask
+
+  sandbox::RunpodSandbox server(options);
+  if (auto st = server.start("127.0.0.1", port); !st) {
+    std::cerr << st.error().describe() << "\n";
+    return 1;
+  }
+  std::cout << server.url();
+  if (sshd) std::cout << " sshd=127.0.0.1:" << sshd->port();
+  std::cout << std::endl;  // the readiness line scripts wait for
+  int sig = 0;
+  sigwait(&signals, &sig);
+  server.stop();
+  return 0;
+}
