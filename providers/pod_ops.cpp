@@ -206,3 +206,32 @@ Result<Pod> wait_until_ready(Provider& provider, const std::string& pod_id,
 }
 
 }  // namespace autopod::providers
+
+namespace autopod::providers {
+
+Result<Connected> connect_pod(Provider& provider, PodSpec spec, const Progress& progress) {
+  auto say = [&](const std::string& line) {
+    if (progress) progress(line);
+  };
+  TRY_ASSIGN(auto pods, provider.list_pods());
+  for (const auto& p : pods) {
+    if (p.name != spec.name || p.status == PodStatus::terminated) continue;
+    if (p.status == PodStatus::exited) {
+      say("pod " + p.name + " (" + p.id + ") is stopped; starting it");
+      TRY_ASSIGN(auto started, provider.start_pod(p.id));
+      return Connected{started, ConnectOutcome::started};
+    }
+    say("pod " + p.name + " (" + p.id + ") already exists; reusing it");
+    return Connected{p, ConnectOutcome::reused};
+  }
+  TRY(place_with_volume(provider, spec));
+  std::string gpus;
+  for (const auto& g : spec.gpu_types) gpus += (gpus.empty() ? "" : ", ") + g;
+  say("creating pod " + spec.name + " (" + std::to_string(spec.gpu_count) + "x " + gpus +
+      (spec.volume_id.empty() ? "" : ", volume " + spec.volume_id + " at " + spec.mount_path) +
+      (spec.data_centers.empty() ? "" : ", in " + spec.data_centers.front()) + ")");
+  TRY_ASSIGN(auto pod, provider.create_pod(spec));
+  return Connected{pod, ConnectOutcome::created};
+}
+
+}  // namespace autopod::providers

@@ -43,3 +43,18 @@ Result<std::string> read_ssh_banner(const std::string& host, int port,
 std::string describe_endpoint(const Pod& pod);
 
 }  // namespace autopod::providers
+
+namespace autopod::providers {
+
+enum class ConnectOutcome { reused, started, created };
+
+struct Connected {
+  Pod pod;
+  ConnectOutcome outcome = ConnectOutcome::created;
+};
+
+// Reuses the pod named spec.name (starting it when stopped), or creates it: with a volume,
+// checked to exist and placed in its data center before anything is spent.
+Result<Connected> connect_pod(Provider& provider, PodSpec spec, const Progress& progress);
+
+}  // namespace autopod::providers

@@ -1,0 +1,17 @@
+#pragma once
+// Each command group registers itself on the app; a command's exit code lands in `exit_code`.
+
+#include <CLI/CLI.hpp>
+
+#include "agent/context.hpp"
+
+namespace autopod::agent {
+
+// A CLI11 callback that runs `cmd` and turns its failure into a message and an exit code.
+std::function<void()> run(Context& ctx, int& exit_code, std::function<core::Status()> cmd);
+
+void add_pod_commands(CLI::App& app, Context& ctx, int& exit_code);
+void add_volume_commands(CLI::App& app, Context& ctx, int& exit_code);
+void add_config_commands(CLI::App& app, Context& ctx, int& exit_code);
+
+}  // namespace autopod::agent

@@ -1,0 +1,74 @@
+// autopod config show|init.
+
+#include <iostream>
+
+#include "agent/cli/commands.hpp"
+#include "core/fs.hpp"
+
+namespace autopod::agent {
+namespace {
+
+core::Status cmd_config_show(Context& ctx) {
+  TRY_ASSIGN(auto cfg, ctx.config());
+  if (ctx.json()) {
+    nlohmann::json hosts = nlohmann::json::object();
+    for (const auto& [name, h] : cfg->hosts)
+      hosts[name] = {{"host", h.host}, {"port", h.port}, {"user", h.user}, {"key", h.key},
+                     {"comfy_port", h.comfy_port}, {"models_root", h.models_root}};
+    std::vector<std::string> dirs;
+    for (const auto& d : cfg->plugin_dirs) dirs.push_back(d.string());
+    print_json({{"home", cfg->home.string()},
+                {"provider", cfg->provider},
+                {"log_level", cfg->log_level},
+                {"plugin_dirs", dirs},
+                {"runpod", {{"api_key", core::mask_secret(cfg->runpod_api_key)},
+                            {"api_url", cfg->runpod_api_url}}},
+                {"ssh", {{"key", cfg->ssh_key.string()}}},
+                {"pod", {{"name", cfg->pod.name}, {"image", cfg->pod.image},
+                         {"gpu_types", cfg->pod.gpu_types}, {"gpu_count", cfg->pod.gpu_count},
+                         {"cloud", cfg->pod.cloud},
+                         {"container_disk_gb", cfg->pod.container_disk_gb},
+                         {"volume", cfg->pod.volume}, {"mount_path", cfg->pod.mount_path},
+                         {"ports", cfg->pod.ports}, {"data_centers", cfg->pod.data_centers}}},
+                {"hosts", hosts},
+                {"sources", cfg->sources}});
+    return {};
+  }
+  std::cout << "# " << cfg->config_file.string() << " (each value's origin after #)\n"
+            << core::render_config(*cfg);
+  return {};
+}
+
+core::Status cmd_config_init(Context& ctx, bool force, bool print_only) {
+  if (print_only) {
+    std::cout << core::example_config();
+    return {};
+  }
+  TRY_ASSIGN(auto cfg, ctx.config());
+  std::error_code ec;
+  if (std::filesystem::exists(cfg->config_file, ec) && !force)
+    return core::fail(core::ErrorCode::invalid_argument,
+                      cfg->config_file.string() + " already exists",
+                      "pass --force to replace it, or --print to see the example");
+  TRY(core::ensure_dir(cfg->home, 0700));
+  TRY(core::write_file_atomic(cfg->config_file, core::example_config(), 0600));
+  std::cerr << "wrote " << cfg->config_file.string() << " (mode 0600)\n";
+  return {};
+}
+
+}  // namespace
+
+void add_config_commands(CLI::App& app, Context& ctx, int& exit_code) {
+  auto* config = app.add_subcommand("config", "show or create the configuration");
+  config->require_subcommand(1);
+  config->fallthrough();
+  auto* show = config->add_subcommand("show", "the effective configuration, secrets masked");
+  show->callback(run(ctx, exit_code, [&ctx] { return cmd_config_show(ctx); }));
+  static bool force = false, print_only = false;
+  auto* init = config->add_subcommand("init", "write a commented example config.yaml");
+  init->add_flag("--force", force, "replace an existing config.yaml");
+  init->add_flag("--print", print_only, "print the example instead of writing it");
+  init->callback(run(ctx, exit_code, [&ctx] { return cmd_config_init(ctx, force, print_only); }));
+}
+
+}  // namespace autopod::agent

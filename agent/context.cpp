@@ -1,0 +1,112 @@
+#include "agent/context.hpp"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+
+#include "core/http.hpp"
+#include "core/log.hpp"
+#include "core/retry.hpp"
+
+namespace autopod::agent {
+
+using core::ErrorCode;
+
+int exit_code_for(const core::Error& error) {
+  switch (error.code) {
+    case ErrorCode::invalid_argument: return k_exit_usage;
+    case ErrorCode::not_found: return k_exit_not_found;
+    case ErrorCode::auth: return k_exit_auth;
+    case ErrorCode::timeout: return k_exit_timeout;
+    case ErrorCode::no_capacity: return k_exit_no_capacity;
+    default: return k_exit_failure;
+  }
+}
+
+core::Result<const core::Config*> Context::config() {
+  if (!m_config) {
+    TRY_ASSIGN(auto cfg, core::load_config(m_options.overrides));
+    for (const auto& w : cfg.warnings) std::cerr << "warning: " << w << "\n";
+    std::string level = m_options.verbose ? "debug" : cfg.log_level;
+    TRY(core::setup_logging(level));
+    m_config = std::move(cfg);
+  }
+  return &*m_config;
+}
+
+core::Result<providers::Provider*> Context::provider() {
+  if (m_provider) return m_provider.get();
+  TRY_ASSIGN(auto cfg, config());
+  providers::register_builtin_providers();
+  auto names = providers::provider_names();
+  if (std::find(names.begin(), names.end(), cfg->provider) == names.end()) {
+    std::vector<std::string> dirs;
+    for (const auto& d : cfg->plugin_dirs) dirs.push_back(d.string());
+    std::vector<core::Error> problems;
+    providers::load_plugins(dirs, problems);
+    for (const auto& p : problems) std::cerr << "warning: " << p.message << "\n";
+  }
+  providers::ProviderContext pc;
+  pc.config = cfg;
+  pc.clock = &core::system_clock();
+  pc.make_transport = [] { return core::make_curl_transport(); };
+  pc.progress = [this](const std::string& line) { progress(line); };
+  TRY_ASSIGN(m_provider, providers::make_provider(cfg->provider, pc));
+  return m_provider.get();
+}
+
+core::Result<providers::PodRecords*> Context::records() {
+  if (!m_records) {
+    TRY_ASSIGN(auto cfg, config());
+    m_records = std::make_unique<providers::PodRecords>(cfg->home / "pods.json");
+  }
+  return m_records.get();
+}
+
+void Context::progress(const std::string& line) {
+  static const bool tty = ::isatty(STDERR_FILENO);
+  if (tty) {
+    std::cerr << "\r\033[K" << line << std::flush;
+    m_progress_open = true;
+  } else {
+    std::cerr << line << "\n";
+  }
+}
+
+void Context::finish_progress() {
+  if (m_progress_open) std::cerr << "\n";
+  m_progress_open = false;
+}
+
+void print_json(const nlohmann::json& j) { std::cout << j.dump(2) << "\n"; }
+
+void print_table(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<std::size_t> width;
+  for (const auto& row : rows)
+    for (std::size_t i = 0; i < row.size(); ++i) {
+      if (width.size() <= i) width.push_back(0);
+      width[i] = std::max(width[i], row[i].size());
+    }
+  for (const auto& row : rows) {
+    std::string line;
+    for (std::size_t i = 0; i < row.size(); ++i) {
+      line += row[i];
+      if (i + 1 < row.size()) line += std::string(width[i] - row[i].size() + 2, ' ');
+    }
+    std::cout << line << "\n";
+  }
+}
+
+int report(const core::Error& error) {
+  std::cerr << error.describe() << "\n";
+  return exit_code_for(error);
+}
+
+std::string format_price(double usd_per_hr) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "$%.2f", usd_per_hr);
+  return buf;
+}
+
+}  // namespace autopod::agent

@@ -1,0 +1,70 @@
+#pragma once
+// What every CLI command needs: settings, the provider (made on first use), output helpers.
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/config.hpp"
+#include "core/result.hpp"
+#include "providers/pod_records.hpp"
+#include "providers/provider.hpp"
+
+namespace autopod::agent {
+
+// Documented in the README; scripts rely on them.
+enum ExitCode : int {
+  k_exit_ok = 0,
+  k_exit_failure = 1,
+  k_exit_usage = 2,        // bad flags, bad input, bad config
+  k_exit_not_found = 3,    // no such pod, volume, host or provider
+  k_exit_auth = 4,         // api key missing or refused
+  k_exit_timeout = 5,      // not ready / no answer within --timeout
+  k_exit_no_capacity = 6,  // the cloud has no GPU for the request now; try later or elsewhere
+};
+
+int exit_code_for(const core::Error& error);
+
+struct GlobalOptions {
+  core::ConfigOverrides overrides;
+  bool json = false;
+  bool verbose = false;
+};
+
+class Context {
+ public:
+  explicit Context(GlobalOptions options) : m_options(std::move(options)) {}
+
+  // Loads config once; prints its warnings to stderr.
+  core::Result<const core::Config*> config();
+  // The configured provider, made once (plugins loaded when it is not built in).
+  core::Result<providers::Provider*> provider();
+  core::Result<providers::PodRecords*> records();
+
+  bool json() const { return m_options.json; }
+  const GlobalOptions& options() const { return m_options; }
+
+  // A progress line on stderr; on a terminal, rewritten in place until finish_progress().
+  void progress(const std::string& line);
+  void finish_progress();
+
+ private:
+  GlobalOptions m_options;
+  std::optional<core::Config> m_config;
+  std::unique_ptr<providers::Provider> m_provider;
+  std::unique_ptr<providers::PodRecords> m_records;
+  bool m_progress_open = false;
+};
+
+// Prints `j` as indented JSON on stdout.
+void print_json(const nlohmann::json& j);
+// Prints rows as aligned columns on stdout; the first row is the header.
+void print_table(const std::vector<std::vector<std::string>>& rows);
+// "error: ..." / "hint: ..." on stderr; returns the exit code for it.
+int report(const core::Error& error);
+std::string format_price(double usd_per_hr);
+
+}  // namespace autopod::agent
