@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -29,8 +30,32 @@ std::string find_program(std::string_view name) {
   return {};
 }
 
-Result<ProcessOutput> run_capture(const std::vector<std::string>& argv, std::string_view input) {
+namespace {
+
+// environ with `extra` added; an entry of `extra` replaces one of the same name.
+std::vector<std::string> merged_env(const std::vector<std::string>& extra) {
+  std::vector<std::string> out;
+  for (char** e = environ; *e; ++e) {
+    std::string entry(*e);
+    std::string name = entry.substr(0, entry.find('='));
+    bool replaced = std::any_of(extra.begin(), extra.end(), [&](const std::string& x) {
+      return x.substr(0, x.find('=')) == name;
+    });
+    if (!replaced) out.push_back(entry);
+  }
+  out.insert(out.end(), extra.begin(), extra.end());
+  return out;
+}
+
+}  // namespace
+
+Result<ProcessOutput> run_capture(const std::vector<std::string>& argv, std::string_view input,
+                                  const std::vector<std::string>& env) {
   ASSERT(!argv.empty());
+  auto env_strings = merged_env(env);
+  std::vector<char*> envp;
+  for (auto& e : env_strings) envp.push_back(e.data());
+  envp.push_back(nullptr);
   int in[2], out[2], err[2];
   if (::pipe2(in, O_CLOEXEC) || ::pipe2(out, O_CLOEXEC) || ::pipe2(err, O_CLOEXEC))
     return fail(ErrorCode::io, std::string("cannot create pipes: ") + std::strerror(errno));
@@ -43,7 +68,7 @@ Result<ProcessOutput> run_capture(const std::vector<std::string>& argv, std::str
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
   pid_t pid = 0;
-  int rc = posix_spawnp(&pid, argv[0].c_str(), &actions, nullptr, args.data(), environ);
+  int rc = posix_spawnp(&pid, argv[0].c_str(), &actions, nullptr, args.data(), envp.data());
   posix_spawn_file_actions_destroy(&actions);
   ::close(in[0]);
   ::close(out[1]);

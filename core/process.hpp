@@ -16,9 +16,11 @@ struct ProcessOutput {
 };
 
 // Runs argv[0] (looked up in PATH) with `input` on stdin and captures stdout and stderr.
+// `env` entries ("NAME=value") are added to (or replace) this process's environment.
 // Fails only when the program cannot be started.
 Result<ProcessOutput> run_capture(const std::vector<std::string>& argv,
-                                  std::string_view input = {});
+                                  std::string_view input = {},
+                                  const std::vector<std::string>& env = {});
 
 // The full path of `name` in PATH, or empty.
 std::string find_program(std::string_view name);

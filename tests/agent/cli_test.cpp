@@ -1,0 +1,302 @@
+// The autopod binary end to end: every pod, volume and config command against the sandbox,
+// whose pods' SSH is a real sshd on 127.0.0.1.
+
+#include <gtest/gtest.h>
+
+#include <future>
+
+#include "core/fs.hpp"
+#include "core/ssh_key.hpp"
+#include "sandbox/runpod_sandbox.hpp"
+#include "sandbox/sshd_harness.hpp"
+#include "tests/harness/harness.hpp"
+
+namespace autopod {
+namespace {
+
+using nlohmann::json;
+using testing::run_autopod;
+
+const char* k_key = "rpa_cli_test_key_0123456789";
+
+struct Cli : ::testing::Test {
+  testing::TempDir dir;
+  std::unique_ptr<sandbox::SshdHarness> sshd;
+  std::unique_ptr<sandbox::RunpodSandbox> server;
+  std::vector<std::string> env;
+
+  void SetUp() override {
+    auto started = sandbox::SshdHarness::start(dir / "sshd");
+    ASSERT_TRUE(started) << started.error().describe();
+    sshd = std::move(started).value();
+    sandbox::SandboxOptions o;
+    o.api_key = k_key;
+    o.ssh_port = sshd->port();
+    o.ssh_user = sshd->user();
+    o.authorized_keys = sshd->authorized_keys();
+    o.provisioning_time = std::chrono::milliseconds(30);
+    o.starting_time = std::chrono::milliseconds(30);
+    server = std::make_unique<sandbox::RunpodSandbox>(o);
+    ASSERT_TRUE(server->start());
+    env = {"AUTOPOD_HOME=" + (dir / "home").string(), "RUNPOD_API_URL=" + server->url(),
+           std::string("RUNPOD_API_KEY=") + k_key, "AUTOPOD_POLL_MS=20", "AUTOPOD_PROVIDER=",
+           "AUTOPOD_LOG_LEVEL="};
+  }
+
+  core::ProcessOutput autopod(const std::vector<std::string>& args) {
+    return run_autopod(args, env);
+  }
+  json pods_json() { return json::parse(core::read_file(dir / "home" / "pods.json").value()); }
+  std::size_t requests() { return server->snapshot()["requests"].size(); }
+};
+
+#define EXPECT_RUN(result, code)                                                    \
+  EXPECT_EQ((result).exit_code, code) << "stdout: " << (result).out << "\nstderr: " \
+                                      << (result).err
+
+TEST_F(Cli, VersionNeedsNothing) {
+  auto r = autopod({"--version"});
+  EXPECT_RUN(r, 0);
+  EXPECT_EQ(r.out, "autopod 0.1.0\n");
+}
+
+TEST_F(Cli, PodLifecycleFromConnectToKill) {
+  EXPECT_RUN(autopod({"volume", "create", "models", "--size", "50", "--dc", "EU-RO-1"}), 0);
+  auto c = autopod({"connect", "--name", "comfy", "--volume", "models", "--gpu", "RTX 4090",
+                    "--timeout", "30"});
+  EXPECT_RUN(c, 0);
+  EXPECT_NE(c.err.find("creating pod comfy"), std::string::npos) << c.err;
+  EXPECT_NE(c.err.find("ready: ssh"), std::string::npos) << c.err;
+  EXPECT_NE(c.out.find("status:       running"), std::string::npos) << c.out;
+  EXPECT_NE(c.out.find("data center:  EU-RO-1"), std::string::npos) << c.out;
+
+  auto ls = autopod({"ls"});
+  EXPECT_RUN(ls, 0);
+  EXPECT_NE(ls.out.find("comfy"), std::string::npos);
+  EXPECT_NE(ls.out.find("running"), std::string::npos);
+
+  auto info = autopod({"info", "comfy", "--json"});
+  EXPECT_RUN(info, 0);
+  auto pod = json::parse(info.out);
+  EXPECT_EQ(pod["ssh"]["port"], sshd->port());
+  EXPECT_EQ(pod["volume_id"].get<std::string>().empty(), false);
+
+  // The key autopod made was handed to the pod as PUBLIC_KEY; the real sshd accepts it.
+  auto ssh = autopod({"ssh", "comfy", "--", "echo", "hello-from-pod"});
+  EXPECT_RUN(ssh, 0);
+  EXPECT_EQ(ssh.out, "hello-from-pod\n");
+  auto printed = autopod({"ssh", "comfy", "--print"});
+  EXPECT_RUN(printed, 0);
+  EXPECT_NE(printed.out.find("-p " + std::to_string(sshd->port())), std::string::npos);
+
+  EXPECT_RUN(autopod({"stop", "comfy"}), 0);
+  EXPECT_EQ(json::parse(autopod({"info", "--json"}).out)["status"], "exited");
+  auto again = autopod({"stop", "comfy"});
+  EXPECT_RUN(again, 0);
+  EXPECT_NE(again.err.find("already stopped"), std::string::npos);
+  EXPECT_RUN(autopod({"start", "comfy"}), 0);
+
+  auto down = autopod({"down", "comfy"});
+  EXPECT_RUN(down, 0);
+  EXPECT_NE(down.err.find("autopod connect --name comfy"), std::string::npos);
+  auto after = json::parse(autopod({"ls", "--json"}).out);
+  EXPECT_TRUE(after["pods"].empty());
+  ASSERT_EQ(after["down"].size(), 1u);
+  EXPECT_EQ(pods_json()["pods"]["runpod/comfy"]["status"], "down");
+
+  // connect --name recreates it from what pods.json remembers: same volume and data center.
+  auto back = autopod({"connect", "--name", "comfy", "--json", "--timeout", "30"});
+  EXPECT_RUN(back, 0);
+  auto recreated = json::parse(back.out);
+  EXPECT_EQ(recreated["volume_id"], pod["volume_id"]);
+  EXPECT_EQ(recreated["data_center"], "EU-RO-1");
+  EXPECT_EQ(recreated["gpu_type"], "NVIDIA GeForce RTX 4090");
+
+  auto refused = autopod({"kill", "comfy"});
+  EXPECT_RUN(refused, 2);
+  EXPECT_NE(refused.err.find("--yes"), std::string::npos);
+  EXPECT_RUN(autopod({"kill", "comfy", "--yes"}), 0);
+  EXPECT_TRUE(server->snapshot()["pods"].empty());
+  EXPECT_FALSE(pods_json()["pods"].contains("runpod/comfy"));
+  EXPECT_EQ(server->snapshot()["volumes"].size(), 1u);  // the volume outlives its pods
+}
+
+TEST_F(Cli, LsJsonHasAStableShape) {
+  EXPECT_RUN(autopod({"connect", "--name", "a", "--gpu", "NVIDIA A40", "--no-wait"}), 0);
+  auto ls = autopod({"ls", "--json"});
+  EXPECT_RUN(ls, 0);
+  auto doc = json::parse(ls.out);
+  ASSERT_EQ(doc["pods"].size(), 1u);
+  for (const char* key : {"id", "name", "provider", "status", "image", "gpu_type", "gpu_count",
+                          "cloud", "data_center", "cost_per_hr", "volume_id", "mount_path",
+                          "ports", "ssh", "created_at"})
+    EXPECT_TRUE(doc["pods"][0].contains(key)) << key;
+  EXPECT_TRUE(doc["down"].is_array());
+}
+
+TEST_F(Cli, DownOfAPodWithoutAVolumeAsksFirst) {
+  EXPECT_RUN(autopod({"connect", "--name", "scratch", "--no-wait"}), 0);
+  auto r = autopod({"down", "scratch"});
+  EXPECT_RUN(r, 2);
+  EXPECT_NE(r.err.find("no network volume"), std::string::npos);
+  EXPECT_EQ(server->snapshot()["pods"].size(), 1u);
+}
+
+TEST_F(Cli, MissingApiKeySaysHowToSetIt) {
+  env[2] = "RUNPOD_API_KEY=";
+  auto r = autopod({"ls"});
+  EXPECT_RUN(r, 4);
+  EXPECT_NE(r.err.find("export RUNPOD_API_KEY"), std::string::npos) << r.err;
+}
+
+TEST_F(Cli, RefusedApiKeyIsExitFour) {
+  env[2] = "RUNPOD_API_KEY=rpa_wrong_key_000000";
+  auto r = autopod({"ls"});
+  EXPECT_RUN(r, 4);
+  EXPECT_NE(r.err.find("refused the api key (http 401)"), std::string::npos) << r.err;
+}
+
+TEST_F(Cli, UnknownGpuListsTheValidOnes) {
+  auto r = autopod({"connect", "--gpu", "RTX 9090", "--no-wait"});
+  EXPECT_RUN(r, 2);
+  EXPECT_NE(r.err.find("unknown gpu type 'RTX 9090'"), std::string::npos);
+  EXPECT_NE(r.err.find("NVIDIA L40S"), std::string::npos);
+  EXPECT_TRUE(server->snapshot()["pods"].empty());
+}
+
+TEST_F(Cli, NoCapacityIsExitSix) {
+  server->set_capacity("*", "*", false);
+  auto r = autopod({"connect", "--gpu", "NVIDIA A40", "--gpu", "NVIDIA L40S", "--no-wait"});
+  EXPECT_RUN(r, 6);
+  EXPECT_NE(r.err.find("no capacity"), std::string::npos);
+}
+
+TEST_F(Cli, VolumeInAnotherDataCenterIsRefusedBeforeAnyCreate) {
+  EXPECT_RUN(autopod({"volume", "create", "models", "--size", "20", "--dc", "US-KS-2"}), 0);
+  auto r = autopod({"connect", "--volume", "models", "--dc", "EU-RO-1", "--no-wait"});
+  EXPECT_RUN(r, 2);
+  EXPECT_NE(r.err.find("volume models is in US-KS-2"), std::string::npos) << r.err;
+  auto snapshot = server->snapshot();
+  for (const auto& req : snapshot["requests"])
+    EXPECT_FALSE(req["method"] == "POST" && req["path"] == "/v2/pods");
+}
+
+TEST_F(Cli, UnknownPodIsExitThree) {
+  auto r = autopod({"info", "nope"});
+  EXPECT_RUN(r, 3);
+  EXPECT_NE(r.err.find("no pod 'nope'"), std::string::npos);
+}
+
+TEST_F(Cli, UsageErrorIsExitTwo) {
+  EXPECT_RUN(autopod({"connect", "--cloud", "moon"}), 2);
+  EXPECT_RUN(autopod({"frobnicate"}), 2);
+}
+
+TEST_F(Cli, MalformedConfigStopsEverythingAndSaysWhere) {
+  ASSERT_TRUE(core::ensure_dir(dir / "home"));
+  ASSERT_TRUE(core::write_file_atomic(dir / "home" / "config.yaml",
+                                      "pod:\n  gpu_count: [1\n", 0600));
+  auto r = autopod({"ls"});
+  EXPECT_RUN(r, 2);
+  EXPECT_NE(r.err.find("config.yaml:3:1"), std::string::npos) << r.err;
+  EXPECT_EQ(requests(), 0u);
+}
+
+TEST_F(Cli, VolumeCommands) {
+  auto created = autopod({"volume", "create", "models", "--size", "100", "--dc", "EU-RO-1", "--json"});
+  EXPECT_RUN(created, 0);
+  auto vol = json::parse(created.out);
+  auto again = autopod({"volume", "create", "models", "--size", "100", "--dc", "EU-RO-1"});
+  EXPECT_RUN(again, 0);
+  EXPECT_NE(again.err.find("already exists"), std::string::npos);
+  auto ls = autopod({"volume", "ls", "--json"});
+  EXPECT_EQ(json::parse(ls.out)["volumes"].size(), 1u);
+  EXPECT_RUN(autopod({"volume", "create", "tiny", "--size", "5", "--dc", "EU-RO-1"}), 2);
+  EXPECT_RUN(autopod({"volume", "rm", "models"}), 2);  // no terminal to ask, no --yes
+  EXPECT_RUN(autopod({"volume", "rm", "models", "--yes"}), 0);
+  EXPECT_TRUE(server->snapshot()["volumes"].empty());
+}
+
+TEST_F(Cli, GpusShowsTypesMemoryAndPrices) {
+  auto r = autopod({"gpus"});
+  EXPECT_RUN(r, 0);
+  EXPECT_NE(r.out.find("NVIDIA GeForce RTX 4090"), std::string::npos);
+  EXPECT_NE(r.out.find("24 GB"), std::string::npos);
+  EXPECT_NE(r.out.find("$0.69/hr"), std::string::npos);
+  EXPECT_FALSE(json::parse(autopod({"gpus", "--json"}).out)["gpus"].empty());
+}
+
+TEST_F(Cli, ConfigShowMasksTheKeyAndInitWritesAPrivateFile) {
+  auto show = autopod({"config", "show"});
+  EXPECT_RUN(show, 0);
+  EXPECT_EQ(show.out.find(k_key), std::string::npos);
+  EXPECT_NE(show.out.find("****6789"), std::string::npos);
+  EXPECT_RUN(autopod({"config", "init"}), 0);
+  EXPECT_EQ(core::file_mode(dir / "home" / "config.yaml"), 0600);
+  EXPECT_RUN(autopod({"config", "init"}), 2);  // never overwrites without --force
+  EXPECT_RUN(autopod({"config", "show", "--json"}), 0);
+}
+
+TEST_F(Cli, SecretsStayOutOfStateAndLogs) {
+  auto r = autopod({"-v", "connect", "--name", "s", "--no-wait"});
+  EXPECT_RUN(r, 0);
+  EXPECT_EQ(r.err.find(k_key), std::string::npos);
+  EXPECT_NE(r.err.find("debug"), std::string::npos);  // it did log
+  EXPECT_EQ(core::read_file(dir / "home" / "pods.json")->find(k_key), std::string::npos);
+  EXPECT_EQ(core::file_mode(dir / "home" / "pods.json"), 0600);
+  EXPECT_EQ(core::file_mode(dir / "home" / "id_ed25519"), 0600);
+}
+
+// 50 autopod processes create 50 pods at once: pods.json keeps every one and stays valid.
+TEST_F(Cli, FiftyConcurrentConnectsLoseNoRecord) {
+  std::vector<std::future<core::ProcessOutput>> runs;
+  for (int i = 0; i < 50; ++i)
+    runs.push_back(std::async(std::launch::async, [this, i] {
+      return autopod({"connect", "--name", "p" + std::to_string(i), "--no-wait"});
+    }));
+  for (auto& f : runs) EXPECT_RUN(f.get(), 0);
+  EXPECT_EQ(pods_json()["pods"].size(), 50u);
+  EXPECT_EQ(server->snapshot()["pods"].size(), 50u);
+}
+
+TEST_F(Cli, SshProviderUsesConfiguredHosts) {
+  ASSERT_TRUE(core::ensure_dir(dir / "home"));
+  auto key = core::ensure_ssh_key(dir / "home" / "box_key", true);
+  ASSERT_TRUE(key);
+  ASSERT_TRUE(sshd->authorize(key->public_key));
+  ASSERT_TRUE(core::write_file_atomic(
+      dir / "home" / "config.yaml",
+      "provider: ssh\nhosts:\n  box:\n    host: 127.0.0.1\n    port: " +
+          std::to_string(sshd->port()) + "\n    user: " + sshd->user() + "\n    key: " +
+          (dir / "home" / "box_key").string() + "\n",
+      0600));
+  auto ls = autopod({"ls"});
+  EXPECT_RUN(ls, 0);
+  EXPECT_NE(ls.out.find("box"), std::string::npos);
+  auto connect = autopod({"connect", "--name", "box", "--timeout", "10"});
+  EXPECT_RUN(connect, 0);
+  EXPECT_NE(connect.err.find("ready"), std::string::npos);
+  auto ssh = autopod({"ssh", "box", "--", "echo", "on-my-box"});
+  EXPECT_RUN(ssh, 0);
+  EXPECT_EQ(ssh.out, "on-my-box\n");
+  auto kill = autopod({"kill", "box", "--yes"});
+  EXPECT_RUN(kill, 1);
+  EXPECT_NE(kill.err.find("ssh provider cannot terminate"), std::string::npos);
+  EXPECT_EQ(requests(), 0u);  // nothing went to runpod
+}
+
+TEST_F(Cli, PluginProviderFromPluginDir) {
+  auto r = autopod({"--plugin-dir", testing::plugin_dir(), "--provider", "static", "connect",
+                    "--name", "x", "--no-wait", "--json"});
+  EXPECT_RUN(r, 0);
+  EXPECT_EQ(json::parse(r.out)["provider"], "static");
+  auto providers = autopod({"--plugin-dir", testing::plugin_dir(), "providers", "--json"});
+  EXPECT_RUN(providers, 0);
+  auto doc = json::parse(providers.out);
+  EXPECT_FALSE(doc["plugin_errors"].empty());  // the deliberately bad test plugins
+  auto names = doc["providers"].get<std::vector<std::string>>();
+  EXPECT_NE(std::find(names.begin(), names.end(), "static"), names.end());
+}
+
+}  // namespace
+}  // namespace autopod

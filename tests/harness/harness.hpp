@@ -1,0 +1,59 @@
+#pragma once
+// Shared test helpers: temp dirs, the built binaries, child processes that signal readiness.
+
+#include <sys/types.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "core/process.hpp"
+
+namespace autopod::testing {
+
+// A fresh directory under $TMPDIR, removed with everything in it at destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return m_path; }
+  std::filesystem::path operator/(const std::string& name) const { return m_path / name; }
+
+ private:
+  std::filesystem::path m_path;
+};
+
+// Paths of the binaries this build made (set by CMake).
+std::string autopod_binary();
+std::string sandbox_binary();
+std::string plugin_dir();  // where the test plugins were built
+
+// Runs the autopod binary with `args` and `env` ("NAME=value") added to the environment;
+// stdin is empty (not a terminal).
+core::ProcessOutput run_autopod(const std::vector<std::string>& args,
+                                const std::vector<std::string>& env);
+
+// A background child whose stdout is read until a line containing `ready_text` appears
+// (the child's own readiness signal). Killed (SIGTERM, then waited for) at destruction.
+class Child {
+ public:
+  static core::Result<std::unique_ptr<Child>> start(const std::vector<std::string>& argv,
+                                                   const std::string& ready_text,
+                                                   int timeout_secs = 60);
+  ~Child();
+  pid_t pid() const { return m_pid; }
+  const std::string& ready_line() const { return m_line; }
+
+ private:
+  Child() = default;
+  pid_t m_pid = -1;
+  int m_out = -1;
+  std::string m_line;
+};
+
+// A free TCP port on 127.0.0.1 at the time of the call.
+int free_port();
+
+}  // namespace autopod::testing
