@@ -261,12 +261,16 @@ std::string render_config(const Config& c) {
   out << YAML::Key << "ports" << YAML::Value << YAML::Flow << p.ports
       << YAML::Comment(src("pod.ports"));
   // env values may be tokens: show the names only
-  out << YAML::Key << "env" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "env" << YAML::Value;
+  if (p.env.empty()) out << YAML::Flow;
+  out << YAML::BeginMap;
   for (const auto& [k, v] : p.env) out << YAML::Key << k << YAML::Value << mask_secret(v);
   out << YAML::EndMap;
   out << YAML::Key << "data_centers" << YAML::Value << YAML::Flow << p.data_centers;
   out << YAML::EndMap;
-  out << YAML::Key << "hosts" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "hosts" << YAML::Value;
+  if (c.hosts.empty()) out << YAML::Flow;
+  out << YAML::BeginMap;
   for (const auto& [name, h] : c.hosts) {
     out << YAML::Key << name << YAML::Value << YAML::BeginMap;
     out << YAML::Key << "host" << YAML::Value << h.host;

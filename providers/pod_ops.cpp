@@ -209,6 +209,20 @@ Result<Pod> wait_until_ready(Provider& provider, const std::string& pod_id,
 
 namespace autopod::providers {
 
+PodSpec spec_from_pod(const Pod& pod) {
+  PodSpec s;
+  s.name = pod.name;
+  s.image = pod.image;
+  if (!pod.gpu_type.empty()) s.gpu_types = {pod.gpu_type};
+  s.gpu_count = std::max(1, pod.gpu_count);
+  if (!pod.cloud.empty()) s.cloud = pod.cloud;
+  s.volume_id = pod.volume_id;
+  if (!pod.mount_path.empty()) s.mount_path = pod.mount_path;
+  s.ports = pod.ports;
+  if (!pod.data_center.empty()) s.data_centers = {pod.data_center};
+  return s;
+}
+
 Result<Connected> connect_pod(Provider& provider, PodSpec spec, const Progress& progress) {
   auto say = [&](const std::string& line) {
     if (progress) progress(line);
@@ -219,10 +233,10 @@ Result<Connected> connect_pod(Provider& provider, PodSpec spec, const Progress& 
     if (p.status == PodStatus::exited) {
       say("pod " + p.name + " (" + p.id + ") is stopped; starting it");
       TRY_ASSIGN(auto started, provider.start_pod(p.id));
-      return Connected{started, ConnectOutcome::started};
+      return Connected{started, ConnectOutcome::started, spec_from_pod(started)};
     }
     say("pod " + p.name + " (" + p.id + ") already exists; reusing it");
-    return Connected{p, ConnectOutcome::reused};
+    return Connected{p, ConnectOutcome::reused, spec_from_pod(p)};
   }
   TRY(place_with_volume(provider, spec));
   std::string gpus;
@@ -231,7 +245,7 @@ Result<Connected> connect_pod(Provider& provider, PodSpec spec, const Progress& 
       (spec.volume_id.empty() ? "" : ", volume " + spec.volume_id + " at " + spec.mount_path) +
       (spec.data_centers.empty() ? "" : ", in " + spec.data_centers.front()) + ")");
   TRY_ASSIGN(auto pod, provider.create_pod(spec));
-  return Connected{pod, ConnectOutcome::created};
+  return Connected{pod, ConnectOutcome::created, spec};
 }
 
 }  // namespace autopod::providers

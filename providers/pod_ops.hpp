@@ -51,7 +51,11 @@ enum class ConnectOutcome { reused, started, created };
 struct Connected {
   Pod pod;
   ConnectOutcome outcome = ConnectOutcome::created;
+  PodSpec spec;  // as sent when created: volume resolved to its id, data center pinned
 };
+
+// What it would take to create `pod` again (image, gpu, cloud, volume, ports, data center).
+PodSpec spec_from_pod(const Pod& pod);
 
 // Reuses the pod named spec.name (starting it when stopped), or creates it: with a volume,
 // checked to exist and placed in its data center before anything is spent.

@@ -181,8 +181,11 @@ core::Status remember(Context& ctx, const Pod& pod, const PodSpec* spec, const s
   r.name = pod.name;
   r.id = pod.id;
   r.status = status;
+  // Only a fresh create records the requested spec; otherwise keep what was recorded, or what
+  // the pod itself says (flags of a reconnect must not erase the volume of the original).
   if (spec) r.spec = *spec;
   else if (existing) r.spec = existing->spec;
+  else r.spec = providers::spec_from_pod(pod);
   return records->put(r);
 }
 
@@ -202,7 +205,9 @@ core::Status cmd_connect(Context& ctx, const ConnectFlags& flags) {
   ctx.finish_progress();
   if (!connected) return core::fail(connected.error());
   Pod pod = connected->pod;
-  if (provider->name() != "ssh") TRY(remember(ctx, pod, &spec, to_string(pod.status)));
+  const PodSpec* created =
+      connected->outcome == providers::ConnectOutcome::created ? &connected->spec : nullptr;
+  if (provider->name() != "ssh") TRY(remember(ctx, pod, created, to_string(pod.status)));
   if (!flags.no_wait) {
     providers::WaitOptions wait;
     wait.timeout = std::chrono::seconds(flags.timeout_secs);
@@ -211,7 +216,7 @@ core::Status cmd_connect(Context& ctx, const ConnectFlags& flags) {
     ctx.finish_progress();
     if (!ready) return core::fail(ready.error());
     pod = *ready;
-    if (provider->name() != "ssh") TRY(remember(ctx, pod, &spec, to_string(pod.status)));
+    if (provider->name() != "ssh") TRY(remember(ctx, pod, created, to_string(pod.status)));
   }
   if (ctx.json()) {
     print_json(pod);

@@ -95,6 +95,8 @@ TEST_F(Cli, PodLifecycleFromConnectToKill) {
   EXPECT_RUN(again, 0);
   EXPECT_NE(again.err.find("already stopped"), std::string::npos);
   EXPECT_RUN(autopod({"start", "comfy"}), 0);
+  // Reconnecting without flags must not make autopod forget the pod's volume.
+  EXPECT_RUN(autopod({"connect", "--name", "comfy", "--timeout", "30"}), 0);
 
   auto down = autopod({"down", "comfy"});
   EXPECT_RUN(down, 0);
