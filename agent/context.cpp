@@ -64,6 +64,19 @@ core::Result<providers::PodRecords*> Context::records() {
   return m_records.get();
 }
 
+core::Result<tunnel::TunnelManager*> Context::tunnels() {
+  if (!m_tunnels) {
+    TRY_ASSIGN(auto cfg, config());
+    // The daemon is this very binary: `autopod tunnel _daemon`.
+    std::error_code ec;
+    auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+    if (ec) return core::fail(ErrorCode::io, "cannot find the autopod binary: " + ec.message());
+    m_tunnels = std::make_unique<tunnel::TunnelManager>(
+        cfg->home, std::vector<std::string>{self.string(), "tunnel", "_daemon"});
+  }
+  return m_tunnels.get();
+}
+
 void Context::progress(const std::string& line) {
   static const bool tty = ::isatty(STDERR_FILENO);
   if (tty) {
@@ -107,6 +120,27 @@ std::string format_price(double usd_per_hr) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "$%.2f", usd_per_hr);
   return buf;
+}
+
+std::string format_bytes(std::uint64_t bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(bytes);
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", v, units[u]);
+  return buf;
+}
+
+std::filesystem::path ssh_key_for(const core::Config& config, const providers::Pod& pod) {
+  if (pod.provider == "ssh") {
+    auto it = config.hosts.find(pod.id);
+    if (it != config.hosts.end() && !it->second.key.empty()) return it->second.key;
+  }
+  return config.ssh_key;
 }
 
 }  // namespace autopod::agent

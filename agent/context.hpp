@@ -12,6 +12,7 @@
 #include "core/result.hpp"
 #include "providers/pod_records.hpp"
 #include "providers/provider.hpp"
+#include "tunnel/tunnel.hpp"
 
 namespace autopod::agent {
 
@@ -43,6 +44,7 @@ class Context {
   // The configured provider, made once (plugins loaded when it is not built in).
   core::Result<providers::Provider*> provider();
   core::Result<providers::PodRecords*> records();
+  core::Result<tunnel::TunnelManager*> tunnels();
 
   bool json() const { return m_options.json; }
   const GlobalOptions& options() const { return m_options; }
@@ -56,6 +58,7 @@ class Context {
   std::optional<core::Config> m_config;
   std::unique_ptr<providers::Provider> m_provider;
   std::unique_ptr<providers::PodRecords> m_records;
+  std::unique_ptr<tunnel::TunnelManager> m_tunnels;
   bool m_progress_open = false;
 };
 
@@ -66,5 +69,8 @@ void print_table(const std::vector<std::vector<std::string>>& rows);
 // "error: ..." / "hint: ..." on stderr; returns the exit code for it.
 int report(const core::Error& error);
 std::string format_price(double usd_per_hr);
+std::string format_bytes(std::uint64_t bytes);
+// The private key for SSH to `pod`: the host's own for ssh hosts that name one, else autopod's.
+std::filesystem::path ssh_key_for(const core::Config& config, const providers::Pod& pod);
 
 }  // namespace autopod::agent

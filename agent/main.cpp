@@ -5,6 +5,7 @@
 
 #include "agent/cli/commands.hpp"
 #include "agent/context.hpp"
+#include "tunnel/tunnel.hpp"
 
 #ifndef AUTOPOD_VERSION
 #define AUTOPOD_VERSION "0.0.0"
@@ -12,6 +13,9 @@
 
 int main(int argc, char** argv) {
   using namespace autopod::agent;
+  // The tunnel daemon is this binary too; it takes its spec on stdin, not from flags.
+  if (argc == 3 && std::string(argv[1]) == "tunnel" && std::string(argv[2]) == "_daemon")
+    return autopod::tunnel::run_tunnel_daemon();
   CLI::App app{"autopod: GPU pods, tunnels and ComfyUI from your terminal"};
   app.set_version_flag("--version", "autopod " AUTOPOD_VERSION);
   app.require_subcommand(1);
@@ -32,6 +36,7 @@ int main(int argc, char** argv) {
   add_pod_commands(app, ctx, exit_code);
   add_volume_commands(app, ctx, exit_code);
   add_config_commands(app, ctx, exit_code);
+  add_tunnel_commands(app, ctx, exit_code);
   // Options are read after parsing: hand them to the context before any callback runs.
   app.parse_complete_callback([&] {
     GlobalOptions o;

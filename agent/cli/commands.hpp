@@ -13,5 +13,6 @@ std::function<void()> run(Context& ctx, int& exit_code, std::function<core::Stat
 void add_pod_commands(CLI::App& app, Context& ctx, int& exit_code);
 void add_volume_commands(CLI::App& app, Context& ctx, int& exit_code);
 void add_config_commands(CLI::App& app, Context& ctx, int& exit_code);
+void add_tunnel_commands(CLI::App& app, Context& ctx, int& exit_code);
 
 }  // namespace autopod::agent

@@ -79,16 +79,8 @@ Result<PodSpec> build_spec(const core::Config& cfg, const ConnectFlags& f,
   return s;
 }
 
-std::filesystem::path key_for(const core::Config& cfg, const Pod& pod) {
-  if (pod.provider == "ssh") {
-    auto it = cfg.hosts.find(pod.id);
-    if (it != cfg.hosts.end() && !it->second.key.empty()) return it->second.key;
-  }
-  return cfg.ssh_key;
-}
-
 std::vector<std::string> ssh_argv(const core::Config& cfg, const Pod& pod) {
-  return {"ssh", "-i", key_for(cfg, pod).string(), "-p", std::to_string(pod.ssh->port), "-o",
+  return {"ssh", "-i", ssh_key_for(cfg, pod).string(), "-p", std::to_string(pod.ssh->port), "-o",
           "UserKnownHostsFile=" + (cfg.home / "known_hosts").string(), "-o",
           "StrictHostKeyChecking=accept-new", "-o", "IdentitiesOnly=yes",
           pod.ssh->user + "@" + pod.ssh->host};
@@ -279,6 +271,11 @@ core::Status cmd_kill(Context& ctx, const std::string& id, bool yes, bool keep_r
     TRY(confirm("terminate pod " + pod.name + " (" + pod.id + ")" +
                     (pod.volume_id.empty() ? "" : "; volume " + pod.volume_id + " is kept"), yes));
   TRY(provider->terminate_pod(pod.id));
+  // Its tunnels point at an address that is gone now.
+  if (auto tunnels = ctx.tunnels()) {
+    if (auto stopped = (*tunnels)->stop(pod.id))
+      for (const auto& t : *stopped) std::cerr << "stopped tunnel " << t.id << "\n";
+  }
   TRY_ASSIGN(auto records, ctx.records());
   if (keep_record) {
     TRY(remember(ctx, pod, nullptr, "down"));
@@ -308,7 +305,7 @@ core::Status cmd_ssh(Context& ctx, const std::string& id, bool print_only,
     std::cout << shell_join(argv) << "\n";
     return {};
   }
-  TRY(core::ensure_ssh_key(key_for(*cfg, pod), cfg->ssh_key_is_default && pod.provider != "ssh"));
+  TRY(core::ensure_ssh_key(ssh_key_for(*cfg, pod), cfg->ssh_key_is_default && pod.provider != "ssh"));
   std::vector<char*> args;
   for (auto& a : argv) args.push_back(a.data());
   args.push_back(nullptr);

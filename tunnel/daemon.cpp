@@ -1,0 +1,457 @@
+// The forwarding daemon: one poll loop for listeners, client sockets, the SSH session, the
+// control socket and signals; reconnects with backoff when the link drops.
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "core/daemon.hpp"
+#include "core/fs.hpp"
+#include "core/log.hpp"
+#include "core/state_file.hpp"
+#include "tunnel/forwarder.hpp"
+#include "tunnel/ssh_session.hpp"
+#include "tunnel/tunnel.hpp"
+#include "tunnel/tunnel_state.hpp"
+
+namespace autopod::tunnel {
+
+using core::ErrorCode;
+using core::fail;
+using nlohmann::json;
+
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+
+// "PID 1234 (python3)" for the process listening on TCP `port`, where /proc tells.
+std::string port_owner(int port) {
+  std::vector<std::string> inodes;
+  for (const char* table : {"/proc/net/tcp", "/proc/net/tcp6"}) {
+    std::ifstream in(table);
+    std::string line;
+    std::getline(in, line);  // header
+    while (std::getline(in, line)) {
+      std::istringstream fields(line);
+      std::string sl, local, remote, st, queues, tr, retr, uid, timeout, inode;
+      fields >> sl >> local >> remote >> st >> queues >> tr >> retr >> uid >> timeout >> inode;
+      auto colon = local.rfind(':');
+      if (colon == std::string::npos || st != "0A") continue;
+      if (std::stoi(local.substr(colon + 1), nullptr, 16) == port) inodes.push_back(inode);
+    }
+  }
+  if (inodes.empty()) return {};
+  DIR* proc = ::opendir("/proc");
+  if (!proc) return {};
+  std::string found;
+  while (dirent* e = ::readdir(proc)) {
+    if (!std::isdigit(static_cast<unsigned char>(e->d_name[0]))) continue;
+    std::string fd_dir = std::string("/proc/") + e->d_name + "/fd";
+    DIR* fds = ::opendir(fd_dir.c_str());
+    if (!fds) continue;
+    while (dirent* f = ::readdir(fds)) {
+      char target[64];
+      ssize_t n = ::readlink((fd_dir + "/" + f->d_name).c_str(), target, sizeof target - 1);
+      if (n <= 0) continue;
+      target[n] = '\0';
+      for (const auto& inode : inodes)
+        if (std::string(target) == "socket:[" + inode + "]") {
+          auto comm = core::read_file(std::string("/proc/") + e->d_name + "/comm");
+          std::string name = comm ? comm->substr(0, comm->find('\n')) : "?";
+          found = std::string("PID ") + e->d_name + " (" + name + ")";
+        }
+    }
+    ::closedir(fds);
+    if (!found.empty()) break;
+  }
+  ::closedir(proc);
+  return found;
+}
+
+std::string now_iso() {
+  std::time_t t = std::time(nullptr);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  return buf;
+}
+
+struct Listener {
+  int fd = -1;
+  Forward forward;
+};
+
+class Daemon {
+ public:
+  Daemon(std::string id, std::filesystem::path home, TunnelSpec spec)
+      : m_id(std::move(id)), m_home(std::move(home)), m_spec(std::move(spec)),
+        m_state(m_home / "tunnels.json"), m_log(core::logger("tunnel")) {}
+
+  ~Daemon() {
+    for (auto& l : m_listeners)
+      if (l.fd >= 0) ::close(l.fd);
+    if (m_control >= 0) {
+      ::close(m_control);
+      ::unlink(control_path().c_str());
+    }
+  }
+
+  int run() {
+    if (auto st = start(); !st) {
+      m_log->error("{}", st.error().message);
+      core::report_readiness(json{{"ok", false},
+                                  {"code", core::to_string(st.error().code)},
+                                  {"message", st.error().message},
+                                  {"hint", st.error().hint}}.dump());
+      return 1;
+    }
+    auto self = core::process_start_time(::getpid());
+    core::report_readiness(json{{"ok", true}, {"pid", ::getpid()},
+                                {"start_time", self ? *self : 0}}.dump());
+    return loop();
+  }
+
+ private:
+  std::filesystem::path control_path() const { return m_home / "tunnels" / (m_id + ".sock"); }
+
+  core::Status start() {
+    // Signals arrive through a descriptor so the poll loop sees them like any other event.
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    sigprocmask(SIG_BLOCK, &set, nullptr);
+    ::signal(SIGPIPE, SIG_IGN);
+    m_signals = ::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    TRY(bind_all());
+    TRY(connect_session());
+    TRY(open_control());
+    TRY(register_entry());
+    m_log->info("tunnel {} to {}@{}:{} ready", m_id, m_spec.user, m_spec.host, m_spec.port);
+    return {};
+  }
+
+  core::Status bind_all() {
+    for (const auto& f : m_spec.forwards) {
+      Listener l;
+      l.forward = f;
+      sockaddr_in addr{};
+      addr.sin_family = AF_INET;
+      addr.sin_port = htons(static_cast<uint16_t>(f.local_port));
+      if (::inet_pton(AF_INET, f.bind.c_str(), &addr.sin_addr) != 1)
+        return fail(ErrorCode::invalid_argument, "cannot bind '" + f.bind + "': not an IPv4 address",
+                    "use --bind 127.0.0.1 (the default) or another local IPv4 address");
+      l.fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+      int on = 1;
+      ::setsockopt(l.fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+      if (::bind(l.fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+        int err = errno;
+        ::close(l.fd);
+        std::string where = f.bind + ":" + std::to_string(f.local_port);
+        if (err == EADDRINUSE) {
+          std::string owner = port_owner(f.local_port);
+          return fail(ErrorCode::invalid_argument,
+                      "local port " + where + " is in use" + (owner.empty() ? "" : " by " + owner),
+                      "stop what holds it, or pick another local port: -L OTHER:" +
+                          std::to_string(f.remote_port));
+        }
+        return fail(ErrorCode::io, "cannot listen on " + where + ": " + std::strerror(err));
+      }
+      ::listen(l.fd, 128);  // OpenSSH's backlog for forwarded ports
+      m_listeners.push_back(l);
+    }
+    return {};
+  }
+
+  core::Status connect_session() {
+    SshTarget target;
+    target.host = m_spec.host;
+    target.port = m_spec.port;
+    target.user = m_spec.user;
+    target.key = m_spec.key;
+    target.known_hosts = m_home / "known_hosts";
+    target.timeout = m_spec.connect_timeout;
+    TRY_ASSIGN(m_session, SshSession::connect(target));
+    libssh2_session_set_blocking(m_session->get(), 0);
+    m_forwarder = std::make_unique<Forwarder>(m_session->get(), m_session->socket(),
+                                              m_spec.window_bytes);
+    m_log->info("connected to {}:{} (host key {})", m_spec.host, m_spec.port,
+                m_session->fingerprint());
+    return {};
+  }
+
+  core::Status open_control() {
+    TRY(core::ensure_dir(m_home / "tunnels", 0700));
+    auto path = control_path().string();
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (path.size() >= sizeof addr.sun_path)
+      return fail(ErrorCode::invalid_argument, "AUTOPOD_HOME is too long for a control socket (" + path + ")",
+                  "use a shorter AUTOPOD_HOME");
+    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+    ::unlink(path.c_str());
+    m_control = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (::bind(m_control, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+        ::listen(m_control, 16) != 0)
+      return fail(ErrorCode::io, "cannot open control socket " + path + ": " + std::strerror(errno));
+    ::chmod(path.c_str(), 0600);
+    return {};
+  }
+
+  core::Status register_entry() {
+    auto self = core::process_start_time(::getpid());
+    TunnelInfo info;
+    info.id = m_id;
+    info.spec = m_spec;
+    info.pid = ::getpid();
+    info.start_time = self ? *self : 0;
+    info.started_at = now_iso();
+    info.status = "active";
+    info.log_file = m_home / "logs" / ("tunnel-" + m_id + ".log");
+    auto entry = to_json(info);
+    entry.erase("stats");
+    TRY(m_state.update([&](json& doc) -> core::Status {
+      doc["tunnels"][m_id] = entry;
+      return {};
+    }));
+    return {};
+  }
+
+  void set_status(const std::string& status, const std::string& error) {
+    m_status = status;
+    auto r = m_state.update([&](json& doc) -> core::Status {
+      if (!doc["tunnels"].contains(m_id)) return {};
+      doc["tunnels"][m_id]["status"] = status;
+      doc["tunnels"][m_id]["last_error"] = error;
+      return {};
+    });
+    if (!r) m_log->warn("cannot record status {}: {}", status, r.error().message);
+  }
+
+  void remove_entry() {
+    auto r = m_state.update([&](json& doc) -> core::Status {
+      if (doc.contains("tunnels")) doc["tunnels"].erase(m_id);
+      return {};
+    });
+    if (!r) m_log->warn("cannot remove tunnel entry: {}", r.error().message);
+  }
+
+  json status_json() const {
+    TunnelStats s = m_totals;
+    if (m_forwarder) {
+      auto f = m_forwarder->stats();
+      s.bytes_to_pod += f.bytes_to_pod;
+      s.bytes_from_pod += f.bytes_from_pod;
+      s.connections_total += f.connections_total;
+      s.connections_open = f.connections_open;
+    }
+    return {{"status", m_status},
+            {"bytes_to_pod", s.bytes_to_pod},
+            {"bytes_from_pod", s.bytes_from_pod},
+            {"connections_open", s.connections_open},
+            {"connections_total", s.connections_total},
+            {"reconnects", m_reconnects},
+            {"last_error", m_last_error}};
+  }
+
+  void answer_control() {
+    for (;;) {
+      int c = ::accept4(m_control, nullptr, nullptr, SOCK_CLOEXEC);
+      if (c < 0) return;
+      std::string text = status_json().dump() + "\n";
+      ssize_t n = ::send(c, text.data(), text.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      (void)n;
+      ::close(c);
+    }
+  }
+
+  void accept_clients(Listener& l) {
+    for (;;) {
+      sockaddr_in peer{};
+      socklen_t len = sizeof peer;
+      int c = ::accept4(l.fd, reinterpret_cast<sockaddr*>(&peer), &len,
+                        SOCK_CLOEXEC | SOCK_NONBLOCK);
+      if (c < 0) {
+        if (errno == EMFILE || errno == ENFILE) {
+          m_log->warn("out of file descriptors; pausing accepts for 1s");
+          m_accept_paused_until = SteadyClock::now() + std::chrono::seconds(1);
+        }
+        return;
+      }
+      int on = 1;
+      ::setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+      char host[INET_ADDRSTRLEN] = "127.0.0.1";
+      ::inet_ntop(AF_INET, &peer.sin_addr, host, sizeof host);
+      m_forwarder->add_client(c, {l.forward.remote_host, l.forward.remote_port}, host,
+                              ntohs(peer.sin_port));
+    }
+  }
+
+  void lose_session(const core::Error& why) {
+    m_log->warn("{}; reconnecting", why.message);
+    auto f = m_forwarder->stats();
+    m_totals.bytes_to_pod += f.bytes_to_pod;
+    m_totals.bytes_from_pod += f.bytes_from_pod;
+    m_totals.connections_total += f.connections_total;
+    m_forwarder.reset();  // cut clients get a clean close (FIN), not a reset
+    m_session.reset();
+    m_last_error = why.message;
+    m_attempt = 0;
+    m_next_attempt = SteadyClock::now();
+    set_status("reconnecting", why.message);
+  }
+
+  // Returns false when the daemon should give up (authentication or host key refused).
+  bool try_reconnect() {
+    auto st = connect_session();
+    if (st) {
+      ++m_reconnects;
+      m_last_error.clear();
+      set_status("active", "");
+      m_log->info("reconnected after {} attempt(s)", m_attempt + 1);
+      return true;
+    }
+    m_last_error = st.error().message;
+    if (st.error().code == ErrorCode::auth || st.error().code == ErrorCode::invalid_argument) {
+      m_log->error("giving up: {}", st.error().message);
+      set_status("failed", st.error().message);
+      return false;
+    }
+    // autossh-like backoff: 1 s doubling to 30 s, with jitter.
+    ++m_attempt;
+    long long base = std::min(30000LL, 1000LL << std::min(m_attempt - 1, 5));
+    std::uniform_int_distribution<long long> jitter(base * 8 / 10, base);
+    m_next_attempt = SteadyClock::now() + std::chrono::milliseconds(jitter(m_rng));
+    m_log->warn("reconnect attempt {} failed: {}", m_attempt, st.error().message);
+    set_status("reconnecting", st.error().message);
+    return true;
+  }
+
+  int loop() {
+    std::vector<pollfd> fds;
+    bool progress = false;
+    for (;;) {
+      fds.clear();
+      fds.push_back({m_signals, POLLIN, 0});
+      fds.push_back({m_control, POLLIN, 0});
+      std::size_t listeners_at = fds.size();
+      bool accepting = m_forwarder && SteadyClock::now() >= m_accept_paused_until;
+      for (auto& l : m_listeners) fds.push_back({accepting ? l.fd : -1, POLLIN, 0});
+      if (m_forwarder) m_forwarder->add_poll_fds(fds);
+      int timeout = -1;
+      if (progress) {
+        timeout = 0;
+      } else if (!m_session) {
+        auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(m_next_attempt -
+                                                                          SteadyClock::now());
+        timeout = static_cast<int>(std::max<long long>(0, wait.count()));
+      } else if (!accepting) {
+        timeout = 1000;
+      }
+      int n = ::poll(fds.data(), fds.size(), timeout);
+      if (n < 0 && errno != EINTR) {
+        m_log->error("poll: {}", std::strerror(errno));
+        return 1;
+      }
+      if (fds[0].revents & POLLIN) {
+        signalfd_siginfo si{};
+        while (::read(m_signals, &si, sizeof si) == sizeof si) {
+          if (si.ssi_signo == SIGHUP) {
+            m_next_attempt = SteadyClock::now();  // e.g. after a network change: retry now
+            continue;
+          }
+          m_log->info("signal {}: closing", si.ssi_signo);
+          m_forwarder.reset();
+          m_session.reset();
+          remove_entry();
+          return 0;
+        }
+      }
+      if (fds[1].revents & POLLIN) answer_control();
+      progress = false;
+      if (m_forwarder) {
+        for (std::size_t i = 0; i < m_listeners.size(); ++i)
+          if (fds[listeners_at + i].revents & POLLIN) accept_clients(m_listeners[i]);
+        auto r = m_forwarder->service(fds);
+        if (!r) {
+          lose_session(r.error());
+        } else {
+          progress = *r;
+        }
+      }
+      if (!m_session && SteadyClock::now() >= m_next_attempt) {
+        if (!try_reconnect()) return 2;
+      }
+    }
+  }
+
+  std::string m_id;
+  std::filesystem::path m_home;
+  TunnelSpec m_spec;
+  core::StateFile m_state;
+  std::shared_ptr<spdlog::logger> m_log;
+  std::vector<Listener> m_listeners;
+  int m_control = -1;
+  int m_signals = -1;
+  std::unique_ptr<SshSession> m_session;
+  std::unique_ptr<Forwarder> m_forwarder;
+  std::string m_status = "active";
+  std::string m_last_error;
+  TunnelStats m_totals;
+  int m_reconnects = 0;
+  int m_attempt = 0;
+  SteadyClock::time_point m_next_attempt{};
+  SteadyClock::time_point m_accept_paused_until{};
+  std::mt19937 m_rng{std::random_device{}()};
+};
+
+}  // namespace
+
+int run_tunnel_daemon() {
+  std::string input;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::read(0, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    input.append(buf, static_cast<std::size_t>(n));
+  }
+  json doc;
+  TunnelSpec spec;
+  std::string id;
+  std::filesystem::path home;
+  try {
+    doc = json::parse(input);
+    id = doc.at("id").get<std::string>();
+    home = doc.at("home").get<std::string>();
+    spec = spec_from_json(doc.at("spec"));
+  } catch (const std::exception& e) {
+    core::report_readiness(json{{"ok", false}, {"code", "internal"},
+                                {"message", std::string("bad daemon input: ") + e.what()}}.dump());
+    return 2;
+  }
+  int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  ::dup2(null, 0);
+  ::close(null);
+  (void)core::ensure_dir(home / "logs", 0700);
+  (void)core::setup_logging(spec.log_level, home / "logs" / ("tunnel-" + id + ".log"));
+  Daemon daemon(id, home, spec);
+  return daemon.run();
+}
+
+}  // namespace autopod::tunnel

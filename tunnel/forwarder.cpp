@@ -1,0 +1,388 @@
+#include "tunnel/forwarder.hpp"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "core/log.hpp"
+#include "tunnel/ssh_session.hpp"
+
+namespace autopod::tunnel {
+
+using core::ErrorCode;
+
+namespace {
+constexpr std::size_t k_chunk = 32 * 1024;  // one SSH packet; libssh2 writes at most one a call
+constexpr int k_rounds_per_pass = 4;        // per connection and pass: fairness between streams
+constexpr std::uint32_t k_packet = 32 * 1024;
+}  // namespace
+
+struct Forwarder::Conn {
+  int fd = -1;
+  ForwardTarget target;
+  std::string origin_host;
+  int origin_port = 0;
+  LIBSSH2_CHANNEL* ch = nullptr;
+  std::unique_ptr<char[]> up{new char[k_chunk]};    // client -> pod
+  std::size_t up_len = 0, up_off = 0;
+  std::unique_ptr<char[]> down{new char[k_chunk]};  // pod -> client
+  std::size_t down_len = 0, down_off = 0;
+  bool client_eof = false;   // client sent FIN
+  bool eof_sent = false;     // we sent channel EOF
+  bool channel_eof = false;  // pod side sent EOF
+  bool shut_wr = false;      // we sent FIN to the client
+  bool dead = false;         // drop now (client reset, open refused, channel error)
+  std::size_t poll_index = 0;
+  bool polled = false;
+};
+
+Forwarder::Forwarder(LIBSSH2_SESSION* session, int session_socket, std::uint32_t window_bytes)
+    : m_session(session), m_socket(session_socket), m_window(window_bytes) {}
+
+Forwarder::~Forwarder() { close_all(); }
+
+void Forwarder::add_client(int fd, const ForwardTarget& target, const std::string& origin_host,
+                           int origin_port) {
+  Conn c;
+  c.fd = fd;
+  c.target = target;
+  c.origin_host = origin_host;
+  c.origin_port = origin_port;
+  m_conns.push_back(std::move(c));
+  m_to_open.push_back(std::prev(m_conns.end()));
+  ++m_stats.connections_total;
+}
+
+bool Forwarder::blocked_outbound() const {
+  return libssh2_session_block_directions(m_session) & LIBSSH2_SESSION_BLOCK_OUTBOUND;
+}
+
+void Forwarder::add_poll_fds(std::vector<pollfd>& fds) {
+  m_poll_base = fds.size();
+  short ev = POLLIN;
+  if (m_pending != Op::none) {
+    int dirs = libssh2_session_block_directions(m_session);
+    ev = 0;
+    if (dirs & LIBSSH2_SESSION_BLOCK_INBOUND) ev |= POLLIN;
+    if (dirs & LIBSSH2_SESSION_BLOCK_OUTBOUND) ev |= POLLOUT;
+    if (!ev) ev = POLLIN | POLLOUT;
+  }
+  // With no channel nothing reads the session, so only a peer close may wake us: data left
+  // unread (e.g. a server keepalive) would otherwise keep poll() returning at once.
+  if (m_pending == Op::none && m_conns.empty()) ev = POLLRDHUP;
+  fds.push_back({m_socket, ev, 0});
+  for (auto& c : m_conns) {
+    c.polled = false;
+    if (!c.ch || c.dead) continue;
+    short e = 0;
+    if (c.up_len == 0 && !c.client_eof) e |= POLLIN;
+    if (c.down_len > c.down_off) e |= POLLOUT;
+    if (!e) continue;
+    c.poll_index = fds.size();
+    c.polled = true;
+    fds.push_back({c.fd, e, 0});
+  }
+}
+
+core::Status Forwarder::check(int rc, const char* what) {
+  // Channel-level refusals leave the session usable; anything on the socket does not.
+  switch (rc) {
+    case LIBSSH2_ERROR_CHANNEL_FAILURE:
+    case LIBSSH2_ERROR_CHANNEL_CLOSED:
+    case LIBSSH2_ERROR_CHANNEL_EOF_SENT:
+    case LIBSSH2_ERROR_CHANNEL_WINDOW_EXCEEDED:
+    case LIBSSH2_ERROR_CHANNEL_UNKNOWN:
+      return {};
+    default:
+      return core::fail(ErrorCode::network,
+                        std::string("ssh session lost during ") + what + ": " + last_error(m_session));
+  }
+}
+
+core::Result<bool> Forwarder::retry_pending() {
+  Conn* c = m_pending_conn;
+  int rc = 0;
+  switch (m_pending) {
+    case Op::none:
+      return true;
+    case Op::open:
+      return open_next();
+    case Op::write: {
+      ssize_t n = libssh2_channel_write(c->ch, c->up.get() + c->up_off, c->up_len - c->up_off);
+      if (n == LIBSSH2_ERROR_EAGAIN) return !blocked_outbound() ? (m_pending = Op::none, true) : false;
+      m_pending = Op::none;
+      if (n < 0) {
+        TRY(check(static_cast<int>(n), "write"));
+        c->dead = true;
+        return true;
+      }
+      c->up_off += static_cast<std::size_t>(n);
+      m_stats.bytes_to_pod += static_cast<std::uint64_t>(n);
+      if (c->up_off == c->up_len) c->up_len = c->up_off = 0;
+      return true;
+    }
+    case Op::send_eof:
+      rc = libssh2_channel_send_eof(c->ch);
+      if (rc == LIBSSH2_ERROR_EAGAIN && blocked_outbound()) return false;
+      m_pending = Op::none;
+      if (rc == 0) c->eof_sent = true;
+      else if (rc != LIBSSH2_ERROR_EAGAIN) {
+        TRY(check(rc, "eof"));
+        c->dead = true;
+      }
+      return true;
+    case Op::read: {
+      ssize_t n = libssh2_channel_read(c->ch, c->down.get(), k_chunk);
+      if (n == LIBSSH2_ERROR_EAGAIN && blocked_outbound()) return false;
+      m_pending = Op::none;
+      if (n > 0) {
+        c->down_len = static_cast<std::size_t>(n);
+        c->down_off = 0;
+        m_stats.bytes_from_pod += static_cast<std::uint64_t>(n);
+      } else if (n < 0 && n != LIBSSH2_ERROR_EAGAIN) {
+        TRY(check(static_cast<int>(n), "read"));
+        c->dead = true;
+      }
+      return true;
+    }
+    case Op::free:
+      rc = libssh2_channel_free(m_pending_channel);
+      if (rc == LIBSSH2_ERROR_EAGAIN) return false;
+      m_pending = Op::none;
+      m_pending_channel = nullptr;
+      return true;
+  }
+  return true;
+}
+
+core::Result<bool> Forwarder::open_next() {
+  if (m_to_open.empty()) return true;
+  // Never abandon an open midway: libssh2 keeps its state in the session and would hand the
+  // next open this one's channel.
+  Conn& c = *m_to_open.front();
+  // direct-tcpip with our own window: libssh2_channel_direct_tcpip_ex() fixes it at 2 MiB,
+  // which bounds a stream from the pod to 2 MiB per round trip.
+  std::string msg;
+  auto put_string = [&](const std::string& s) {
+    std::uint32_t n = static_cast<std::uint32_t>(s.size());
+    char len[4] = {static_cast<char>(n >> 24), static_cast<char>(n >> 16),
+                   static_cast<char>(n >> 8), static_cast<char>(n)};
+    msg.append(len, 4);
+    msg.append(s);
+  };
+  auto put_u32 = [&](std::uint32_t n) {
+    char b[4] = {static_cast<char>(n >> 24), static_cast<char>(n >> 16), static_cast<char>(n >> 8),
+                 static_cast<char>(n)};
+    msg.append(b, 4);
+  };
+  put_string(c.target.host);
+  put_u32(static_cast<std::uint32_t>(c.target.port));
+  put_string(c.origin_host);
+  put_u32(static_cast<std::uint32_t>(c.origin_port));
+  LIBSSH2_CHANNEL* ch = libssh2_channel_open_ex(m_session, "direct-tcpip", 12, m_window, k_packet,
+                                                msg.data(), static_cast<unsigned>(msg.size()));
+  if (ch) {
+    c.ch = ch;
+    m_to_open.pop_front();
+    if (m_pending == Op::open) m_pending = Op::none;
+    return true;
+  }
+  int rc = libssh2_session_last_errno(m_session);
+  if (rc == LIBSSH2_ERROR_EAGAIN) {
+    m_pending = blocked_outbound() ? Op::open : Op::none;
+    m_pending_conn = &c;
+    // Waiting for the server's answer: other channels may go on meanwhile, but no second open.
+    return false;
+  }
+  if (m_pending == Op::open) m_pending = Op::none;
+  m_to_open.pop_front();
+  TRY(check(rc, "channel open"));
+  core::logger("tunnel")->info("pod refused forward to {}:{}: {}", c.target.host, c.target.port,
+                               last_error(m_session));
+  c.dead = true;  // e.g. nothing listens on that port in the pod: the client sees a close
+  return true;
+}
+
+core::Result<bool> Forwarder::pump(Conn& c, bool client_readable, bool client_writable) {
+  bool progress = false;
+  for (int round = 0; round < k_rounds_per_pass && !c.dead; ++round) {
+    bool moved = false;
+    // client -> pod
+    if (c.up_len == 0 && !c.client_eof && client_readable) {
+      ssize_t n = ::recv(c.fd, c.up.get(), k_chunk, 0);
+      if (n > 0) {
+        c.up_len = static_cast<std::size_t>(n);
+        c.up_off = 0;
+      } else if (n == 0) {
+        c.client_eof = true;
+      } else if (errno != EAGAIN && errno != EINTR) {
+        c.dead = true;  // reset by the client
+        break;
+      } else {
+        client_readable = false;
+      }
+    }
+    if (c.up_len > c.up_off) {
+      ssize_t n = libssh2_channel_write(c.ch, c.up.get() + c.up_off, c.up_len - c.up_off);
+      if (n > 0) {
+        c.up_off += static_cast<std::size_t>(n);
+        m_stats.bytes_to_pod += static_cast<std::uint64_t>(n);
+        if (c.up_off == c.up_len) c.up_len = c.up_off = 0;
+        moved = true;
+      } else if (n == LIBSSH2_ERROR_EAGAIN) {
+        if (blocked_outbound()) {
+          m_pending = Op::write;
+          m_pending_conn = &c;
+          return true;
+        }
+      } else if (n < 0) {
+        TRY(check(static_cast<int>(n), "write"));
+        c.dead = true;
+        break;
+      }
+    }
+    if (c.up_len == 0 && c.client_eof && !c.eof_sent) {
+      int rc = libssh2_channel_send_eof(c.ch);
+      if (rc == 0) {
+        c.eof_sent = true;
+      } else if (rc == LIBSSH2_ERROR_EAGAIN) {
+        if (blocked_outbound()) {
+          m_pending = Op::send_eof;
+          m_pending_conn = &c;
+          return true;
+        }
+      } else {
+        TRY(check(rc, "eof"));
+        c.dead = true;
+        break;
+      }
+    }
+    // pod -> client
+    if (c.down_len > c.down_off) {
+      ssize_t n = ::send(c.fd, c.down.get() + c.down_off, c.down_len - c.down_off, MSG_NOSIGNAL);
+      if (n > 0) {
+        c.down_off += static_cast<std::size_t>(n);
+        if (c.down_off == c.down_len) c.down_len = c.down_off = 0;
+        moved = true;
+      } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+        c.dead = true;  // the client went away
+        break;
+      }
+    }
+    (void)client_writable;
+    if (c.down_len == 0 && !c.channel_eof) {
+      ssize_t n = libssh2_channel_read(c.ch, c.down.get(), k_chunk);
+      if (n > 0) {
+        c.down_len = static_cast<std::size_t>(n);
+        c.down_off = 0;
+        m_stats.bytes_from_pod += static_cast<std::uint64_t>(n);
+        moved = true;
+        continue;  // send it on in this round
+      }
+      if (n == LIBSSH2_ERROR_EAGAIN) {
+        if (blocked_outbound()) {  // a window adjust is half sent: repeat this read first
+          m_pending = Op::read;
+          m_pending_conn = &c;
+          return true;
+        }
+      } else if (n == 0 || libssh2_channel_eof(c.ch)) {
+        if (libssh2_channel_eof(c.ch)) c.channel_eof = true;
+      } else if (n < 0) {
+        TRY(check(static_cast<int>(n), "read"));
+        c.dead = true;
+        break;
+      }
+    }
+    if (c.channel_eof && c.down_len == 0 && !c.shut_wr) {
+      ::shutdown(c.fd, SHUT_WR);
+      c.shut_wr = true;
+      moved = true;
+    }
+    if (!moved) break;
+    progress = true;
+  }
+  return progress;
+}
+
+void Forwarder::finish(std::list<Conn>::iterator it) {
+  if (it->ch) {
+    int rc = libssh2_channel_free(it->ch);
+    if (rc == LIBSSH2_ERROR_EAGAIN && blocked_outbound()) {
+      m_pending = Op::free;
+      m_pending_channel = it->ch;
+    }
+  }
+  ::shutdown(it->fd, SHUT_RDWR);
+  ::close(it->fd);
+  m_conns.erase(it);
+}
+
+core::Result<bool> Forwarder::service(const std::vector<pollfd>& fds) {
+  const pollfd& s = fds.at(m_poll_base);
+  if (s.revents & (POLLERR | POLLNVAL))
+    return core::fail(ErrorCode::network, "ssh connection failed (socket error)");
+  if (m_conns.empty() && (s.revents & (POLLRDHUP | POLLHUP)))
+    return core::fail(ErrorCode::network, "ssh connection closed by the server");
+  if (m_pending != Op::none) {
+    TRY_ASSIGN(bool done, retry_pending());
+    if (!done || m_pending != Op::none) return false;
+  }
+  bool progress = false;
+  if (m_to_open.size() && m_pending == Op::none) {
+    TRY_ASSIGN(bool opened, open_next());
+    progress = progress || opened;
+    if (m_pending != Op::none) return progress;
+  }
+  // Round-robin start so no stream always goes first.
+  std::size_t n = m_conns.size();
+  if (n == 0) return progress;
+  m_rotation = (m_rotation + 1) % n;
+  auto it = m_conns.begin();
+  std::advance(it, static_cast<long>(m_rotation));
+  for (std::size_t i = 0; i < n; ++i) {
+    if (it == m_conns.end()) it = m_conns.begin();
+    Conn& c = *it;
+    auto next = std::next(it);
+    if (c.ch && !c.dead) {
+      bool readable = c.polled && (fds[c.poll_index].revents & (POLLIN | POLLHUP | POLLERR));
+      bool writable = c.polled && (fds[c.poll_index].revents & POLLOUT);
+      TRY_ASSIGN(bool moved, pump(c, readable || c.up_len > 0, writable));
+      progress = progress || moved;
+      if (m_pending != Op::none) return true;
+    }
+    bool done = c.client_eof && c.eof_sent && c.channel_eof && c.shut_wr;
+    if ((c.dead || done) && (c.ch || c.dead)) {
+      bool opening = !m_to_open.empty() && &*m_to_open.front() == &c;
+      if (!opening) {
+        if (m_pending_conn == &c) m_pending_conn = nullptr;
+        finish(it);
+        progress = true;
+        if (m_pending != Op::none) return true;
+      }
+    }
+    it = next;
+  }
+  m_stats.connections_open = static_cast<int>(m_conns.size());
+  return progress;
+}
+
+void Forwarder::close_all() {
+  for (auto& c : m_conns) {
+    ::shutdown(c.fd, SHUT_RDWR);
+    ::close(c.fd);
+  }
+  m_conns.clear();
+  m_to_open.clear();
+  m_pending = Op::none;
+  m_pending_conn = nullptr;
+}
+
+ForwarderStats Forwarder::stats() const {
+  ForwarderStats s = m_stats;
+  s.connections_open = static_cast<int>(m_conns.size());
+  return s;
+}
+
+}  // namespace autopod::tunnel

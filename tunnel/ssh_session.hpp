@@ -1,0 +1,55 @@
+#pragma once
+// One authenticated libssh2 session to a pod (internal to tunnel/).
+
+#include <libssh2.h>
+
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "core/result.hpp"
+
+namespace autopod::tunnel {
+
+struct SshTarget {
+  std::string host;
+  int port = 22;
+  std::string user = "root";
+  std::filesystem::path key;          // private key; empty: use ssh-agent
+  std::filesystem::path known_hosts;  // pinned host keys (trust on first use)
+  std::chrono::milliseconds timeout{15000};
+};
+
+// The key type of a private key file ("ssh-ed25519", "ssh-rsa", ...), read without the
+// passphrase: OpenSSH keys carry their public half in clear; PEM says it in its armor line.
+core::Result<std::string> private_key_type(const std::filesystem::path& key);
+
+// Owns a connected, authenticated session and its socket; frees both on destruction.
+class SshSession {
+ public:
+  // TCP connect, handshake (preferring ed25519 host keys), host key check against
+  // known_hosts (unknown: pinned; changed: auth error saying how to reset), authentication.
+  // Errors: network (unreachable), auth (refused key, changed host key), invalid_argument
+  // (RSA key, which libssh2 1.10 can only sign with SHA-1).
+  static core::Result<std::unique_ptr<SshSession>> connect(const SshTarget& target);
+  ~SshSession();
+  SshSession(const SshSession&) = delete;
+  SshSession& operator=(const SshSession&) = delete;
+
+  LIBSSH2_SESSION* get() const { return m_session; }
+  int socket() const { return m_socket; }
+  // "SHA256:..." of the server's host key.
+  const std::string& fingerprint() const { return m_fingerprint; }
+
+ private:
+  SshSession() = default;
+  LIBSSH2_SESSION* m_session = nullptr;
+  int m_socket = -1;
+  std::string m_fingerprint;
+};
+
+// libssh2's last error for the session as text.
+std::string last_error(LIBSSH2_SESSION* session);
+
+}  // namespace autopod::tunnel
