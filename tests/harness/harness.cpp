@@ -133,3 +133,51 @@ int free_port() {
 }
 
 }  // namespace autopod::testing
+
+#include <dirent.h>
+#include <sys/inotify.h>
+
+#include "core/fs.hpp"
+
+namespace autopod::testing {
+
+bool wait_for_change(const std::filesystem::path& dir, const std::function<bool()>& done,
+                     std::chrono::milliseconds timeout) {
+  int fd = ::inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+  ::inotify_add_watch(fd, dir.c_str(), IN_MOVED_TO | IN_CLOSE_WRITE | IN_CREATE | IN_DELETE);
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  bool ok = done();
+  while (!ok) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now()).count();
+    if (left <= 0) break;
+    // Also re-check every 250 ms: some state (a process exiting) writes no file.
+    pollfd p{fd, POLLIN, 0};
+    ::poll(&p, 1, static_cast<int>(std::min<long long>(left, 250)));
+    char buf[4096];
+    while (::read(fd, buf, sizeof buf) > 0) {
+    }
+    ok = done();
+  }
+  ::close(fd);
+  return ok;
+}
+
+std::vector<pid_t> children_of(pid_t parent) {
+  std::vector<pid_t> out;
+  DIR* proc = ::opendir("/proc");
+  while (dirent* e = ::readdir(proc)) {
+    if (!std::isdigit(static_cast<unsigned char>(e->d_name[0]))) continue;
+    auto stat = core::read_file(std::string("/proc/") + e->d_name + "/stat");
+    if (!stat) continue;
+    auto close = stat->rfind(')');
+    if (close == std::string::npos) continue;
+    // After ") S " comes the parent pid.
+    pid_t ppid = std::atoi(stat->c_str() + close + 4);
+    if (ppid == parent) out.push_back(std::atoi(e->d_name));
+  }
+  ::closedir(proc);
+  return out;
+}
+
+}  // namespace autopod::testing

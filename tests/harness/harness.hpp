@@ -3,7 +3,9 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -55,5 +57,17 @@ class Child {
 
 // A free TCP port on 127.0.0.1 at the time of the call.
 int free_port();
+
+}  // namespace autopod::testing
+
+namespace autopod::testing {
+
+// Waits until `done()` holds, re-checking each time a file in `dir` is written or renamed
+// into place (inotify), at most `timeout`. Returns the last value of done().
+bool wait_for_change(const std::filesystem::path& dir, const std::function<bool()>& done,
+                     std::chrono::milliseconds timeout);
+
+// PIDs whose parent is `parent`.
+std::vector<pid_t> children_of(pid_t parent);
 
 }  // namespace autopod::testing

@@ -1,0 +1,46 @@
+#pragma once
+// A TCP service behind the pod's sshd, for tunnel tests and benchmarks. Each connection starts
+// with one command byte:
+//   'E'            echo everything until EOF, then close
+//   'P' N(8) S(8)  read N bytes of pattern S (see fill_pattern), reply "OK" or "BAD" and close
+//   'G' N(8) S(8)  send N bytes of pattern S, then close
+//   'H'            read until EOF (the client half-closes), reply the byte count as text, close
+// Integers are big-endian.
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "core/result.hpp"
+
+namespace autopod::sandbox {
+
+// Deterministic bytes: byte i of pattern `seed` depends only on (seed, i), so both ends of a
+// transfer can produce or check any part of it.
+void fill_pattern(std::uint64_t seed, std::uint64_t offset, char* out, std::size_t n);
+
+class TcpTarget {
+ public:
+  TcpTarget();
+  ~TcpTarget();
+  TcpTarget(const TcpTarget&) = delete;
+  TcpTarget& operator=(const TcpTarget&) = delete;
+  core::Status start();  // 127.0.0.1, a free port
+  int port() const;
+  std::uint64_t connections() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> m_impl;
+};
+
+// Client helpers (blocking sockets): each returns an error when the bytes are not exact.
+core::Result<int> connect_tcp(int port);
+core::Status push_pattern(int port, std::uint64_t bytes, std::uint64_t seed);
+core::Status pull_pattern(int port, std::uint64_t bytes, std::uint64_t seed);
+// Sends `message`, half-closes, returns the reply.
+core::Result<std::string> half_close_exchange(int port, const std::string& message);
+
+}  // namespace autopod::sandbox
