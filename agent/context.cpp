@@ -67,12 +67,16 @@ core::Result<providers::PodRecords*> Context::records() {
 core::Result<tunnel::TunnelManager*> Context::tunnels() {
   if (!m_tunnels) {
     TRY_ASSIGN(auto cfg, config());
-    // The daemon is this very binary: `autopod tunnel _daemon`.
+    // The daemon is autopod-tunneld, installed beside this binary.
     std::error_code ec;
     auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
     if (ec) return core::fail(ErrorCode::io, "cannot find the autopod binary: " + ec.message());
+    auto daemon = self.parent_path() / "autopod-tunneld";
+    if (!std::filesystem::exists(daemon, ec))
+      return core::fail(ErrorCode::not_found, daemon.string() + " is missing",
+                        "install autopod-tunneld beside autopod (scripts/build puts both in build/bin)");
     m_tunnels = std::make_unique<tunnel::TunnelManager>(
-        cfg->home, std::vector<std::string>{self.string(), "tunnel", "_daemon"});
+        cfg->home, std::vector<std::string>{daemon.string()});
   }
   return m_tunnels.get();
 }

@@ -5,7 +5,6 @@
 
 #include "agent/cli/commands.hpp"
 #include "agent/context.hpp"
-#include "tunnel/tunnel.hpp"
 
 #ifndef AUTOPOD_VERSION
 #define AUTOPOD_VERSION "0.0.0"
@@ -13,9 +12,6 @@
 
 int main(int argc, char** argv) {
   using namespace autopod::agent;
-  // The tunnel daemon is this binary too; it takes its spec on stdin, not from flags.
-  if (argc == 3 && std::string(argv[1]) == "tunnel" && std::string(argv[2]) == "_daemon")
-    return autopod::tunnel::run_tunnel_daemon();
   CLI::App app{"autopod: GPU pods, tunnels and ComfyUI from your terminal"};
   app.set_version_flag("--version", "autopod " AUTOPOD_VERSION);
   app.require_subcommand(1);

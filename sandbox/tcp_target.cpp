@@ -98,6 +98,22 @@ void serve(int fd) {
       }
     }
     if (cmd == 'P') write_full(fd, ok ? "OK" : "BAD", ok ? 2 : 3);
+  } else if (cmd == 'Z' || cmd == 'Y') {
+    char hdr[8];
+    if (!read_full(fd, hdr, 8)) return;
+    std::uint64_t n = be64(hdr);
+    for (std::uint64_t off = 0; off < n;) {
+      std::size_t chunk = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), n - off));
+      if (cmd == 'Z') {
+        ssize_t r = ::recv(fd, buf.data(), chunk, 0);
+        if (r <= 0) return;
+        off += static_cast<std::uint64_t>(r);
+      } else {
+        if (!write_full(fd, buf.data(), chunk)) return;
+        off += chunk;
+      }
+    }
+    if (cmd == 'Z') write_full(fd, "OK", 2);
   } else if (cmd == 'H') {
     std::uint64_t total = 0;
     for (;;) {
@@ -242,6 +258,41 @@ core::Status pull_pattern(int port, std::uint64_t bytes, std::uint64_t seed) {
   }
   if (off != bytes)
     return fail(ErrorCode::network, "pull: got " + std::to_string(off) + " of " + std::to_string(bytes) + " bytes");
+  return {};
+}
+
+core::Status push_bytes(int port, std::uint64_t bytes) {
+  TRY_ASSIGN(int fd, connect_tcp(port));
+  Fd guard{fd};
+  char hdr[9] = {'Z'};
+  put_be64(hdr + 1, bytes);
+  if (!write_full(fd, hdr, 9)) return fail(ErrorCode::network, "push: header not sent");
+  std::vector<char> buf(256 * 1024, 'z');
+  for (std::uint64_t off = 0; off < bytes;) {
+    std::size_t chunk = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), bytes - off));
+    if (!write_full(fd, buf.data(), chunk)) return fail(ErrorCode::network, "push: cut");
+    off += chunk;
+  }
+  char reply[2];
+  if (::recv(fd, reply, 2, MSG_WAITALL) != 2) return fail(ErrorCode::network, "push: no reply");
+  return {};
+}
+
+core::Status pull_bytes(int port, std::uint64_t bytes) {
+  TRY_ASSIGN(int fd, connect_tcp(port));
+  Fd guard{fd};
+  char hdr[9] = {'Y'};
+  put_be64(hdr + 1, bytes);
+  if (!write_full(fd, hdr, 9)) return fail(ErrorCode::network, "pull: header not sent");
+  std::vector<char> buf(256 * 1024);
+  std::uint64_t got = 0;
+  for (;;) {
+    ssize_t r = ::recv(fd, buf.data(), buf.size(), 0);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    got += static_cast<std::uint64_t>(r);
+  }
+  if (got != bytes) return fail(ErrorCode::network, "pull: got " + std::to_string(got) + " of " + std::to_string(bytes));
   return {};
 }
 

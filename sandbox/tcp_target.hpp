@@ -5,6 +5,8 @@
 //   'P' N(8) S(8)  read N bytes of pattern S (see fill_pattern), reply "OK" or "BAD" and close
 //   'G' N(8) S(8)  send N bytes of pattern S, then close
 //   'H'            read until EOF (the client half-closes), reply the byte count as text, close
+//   'Z' N(8)       read N bytes without checking them, reply "OK" and close (benchmarks)
+//   'Y' N(8)       send N bytes of a fixed buffer, then close (benchmarks)
 // Integers are big-endian.
 
 #include <atomic>
@@ -40,6 +42,10 @@ class TcpTarget {
 core::Result<int> connect_tcp(int port);
 core::Status push_pattern(int port, std::uint64_t bytes, std::uint64_t seed);
 core::Status pull_pattern(int port, std::uint64_t bytes, std::uint64_t seed);
+// Benchmark transfers: N bytes each way without generating or checking patterns, so the
+// measuring client costs little CPU.
+core::Status push_bytes(int port, std::uint64_t bytes);
+core::Status pull_bytes(int port, std::uint64_t bytes);
 // Sends `message`, half-closes, returns the reply.
 core::Result<std::string> half_close_exchange(int port, const std::string& message);
 

@@ -188,8 +188,7 @@ class Daemon {
     target.timeout = m_spec.connect_timeout;
     TRY_ASSIGN(m_session, SshSession::connect(target));
     libssh2_session_set_blocking(m_session->get(), 0);
-    m_forwarder = std::make_unique<Forwarder>(m_session->get(), m_session->socket(),
-                                              m_spec.window_bytes);
+    m_forwarder = std::make_unique<Forwarder>(*m_session, m_spec.window_bytes);
     m_log->info("connected to {}:{} (host key {})", m_spec.host, m_spec.port,
                 m_session->fingerprint());
     return {};

@@ -15,7 +15,11 @@ using core::ErrorCode;
 
 namespace {
 constexpr std::size_t k_chunk = 32 * 1024;  // one SSH packet; libssh2 writes at most one a call
-constexpr int k_rounds_per_pass = 4;        // per connection and pass: fairness between streams
+constexpr int k_rounds_per_pass = 8;        // per connection and pass: fairness between streams
+// What libssh2 may pull off the socket per pass. Connections drain what it decrypted for them in
+// the same pass, so its packet list (our memory) stays near this instead of growing toward the
+// channel windows (8 MiB each).
+constexpr std::size_t k_recv_budget = 512 * 1024;
 constexpr std::uint32_t k_packet = 32 * 1024;
 }  // namespace
 
@@ -38,8 +42,8 @@ struct Forwarder::Conn {
   bool polled = false;
 };
 
-Forwarder::Forwarder(LIBSSH2_SESSION* session, int session_socket, std::uint32_t window_bytes)
-    : m_session(session), m_socket(session_socket), m_window(window_bytes) {}
+Forwarder::Forwarder(SshSession& session, std::uint32_t window_bytes)
+    : m_ssh(session), m_session(session.get()), m_socket(session.socket()), m_window(window_bytes) {}
 
 Forwarder::~Forwarder() { close_all(); }
 
@@ -205,7 +209,7 @@ core::Result<bool> Forwarder::open_next() {
   return true;
 }
 
-core::Result<bool> Forwarder::pump(Conn& c, bool client_readable, bool client_writable) {
+core::Result<bool> Forwarder::pump(Conn& c, bool client_readable) {
   bool progress = false;
   for (int round = 0; round < k_rounds_per_pass && !c.dead; ++round) {
     bool moved = false;
@@ -259,27 +263,28 @@ core::Result<bool> Forwarder::pump(Conn& c, bool client_readable, bool client_wr
         break;
       }
     }
-    // pod -> client
-    if (c.down_len > c.down_off) {
-      ssize_t n = ::send(c.fd, c.down.get() + c.down_off, c.down_len - c.down_off, MSG_NOSIGNAL);
-      if (n > 0) {
-        c.down_off += static_cast<std::size_t>(n);
-        if (c.down_off == c.down_len) c.down_len = c.down_off = 0;
-        moved = true;
-      } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
-        c.dead = true;  // the client went away
-        break;
+    // pod -> client: drain what libssh2 holds for this channel while the client takes it (the
+    // per-pass receive budget, not a round count, bounds this, so nothing piles up in libssh2).
+    for (;;) {
+      if (c.down_len > c.down_off) {
+        ssize_t n = ::send(c.fd, c.down.get() + c.down_off, c.down_len - c.down_off, MSG_NOSIGNAL);
+        if (n > 0) {
+          c.down_off += static_cast<std::size_t>(n);
+          if (c.down_off == c.down_len) c.down_len = c.down_off = 0;
+          moved = true;
+        } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+          c.dead = true;  // the client went away
+        }
+        if (c.down_len) break;  // the client is full: the channel window holds the pod back
       }
-    }
-    (void)client_writable;
-    if (c.down_len == 0 && !c.channel_eof) {
+      if (c.dead || c.channel_eof) break;
       ssize_t n = libssh2_channel_read(c.ch, c.down.get(), k_chunk);
       if (n > 0) {
         c.down_len = static_cast<std::size_t>(n);
         c.down_off = 0;
         m_stats.bytes_from_pod += static_cast<std::uint64_t>(n);
         moved = true;
-        continue;  // send it on in this round
+        continue;
       }
       if (n == LIBSSH2_ERROR_EAGAIN) {
         if (blocked_outbound()) {  // a window adjust is half sent: repeat this read first
@@ -289,12 +294,13 @@ core::Result<bool> Forwarder::pump(Conn& c, bool client_readable, bool client_wr
         }
       } else if (n == 0 || libssh2_channel_eof(c.ch)) {
         if (libssh2_channel_eof(c.ch)) c.channel_eof = true;
-      } else if (n < 0) {
+      } else {
         TRY(check(static_cast<int>(n), "read"));
         c.dead = true;
-        break;
       }
+      break;
     }
+    if (c.dead) break;
     if (c.channel_eof && c.down_len == 0 && !c.shut_wr) {
       ::shutdown(c.fd, SHUT_WR);
       c.shut_wr = true;
@@ -320,6 +326,7 @@ void Forwarder::finish(std::list<Conn>::iterator it) {
 }
 
 core::Result<bool> Forwarder::service(const std::vector<pollfd>& fds) {
+  m_ssh.set_recv_budget(k_recv_budget);
   const pollfd& s = fds.at(m_poll_base);
   if (s.revents & (POLLERR | POLLNVAL))
     return core::fail(ErrorCode::network, "ssh connection failed (socket error)");
@@ -347,8 +354,7 @@ core::Result<bool> Forwarder::service(const std::vector<pollfd>& fds) {
     auto next = std::next(it);
     if (c.ch && !c.dead) {
       bool readable = c.polled && (fds[c.poll_index].revents & (POLLIN | POLLHUP | POLLERR));
-      bool writable = c.polled && (fds[c.poll_index].revents & POLLOUT);
-      TRY_ASSIGN(bool moved, pump(c, readable || c.up_len > 0, writable));
+      TRY_ASSIGN(bool moved, pump(c, readable || c.up_len > 0));
       progress = progress || moved;
       if (m_pending != Op::none) return true;
     }

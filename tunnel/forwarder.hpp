@@ -16,6 +16,8 @@
 
 namespace autopod::tunnel {
 
+class SshSession;
+
 struct ForwardTarget {
   std::string host;  // as seen from the pod
   int port = 0;
@@ -36,7 +38,7 @@ struct ForwarderStats {
 //   so the channel window gives back-pressure to the pod side.
 class Forwarder {
  public:
-  Forwarder(LIBSSH2_SESSION* session, int session_socket, std::uint32_t window_bytes);
+  Forwarder(SshSession& session, std::uint32_t window_bytes);
   ~Forwarder();  // closes client sockets; channels die with the session
   Forwarder(const Forwarder&) = delete;
   Forwarder& operator=(const Forwarder&) = delete;
@@ -61,12 +63,13 @@ class Forwarder {
 
   core::Result<bool> retry_pending();
   core::Result<bool> open_next();
-  core::Result<bool> pump(Conn& c, bool client_readable, bool client_writable);
+  core::Result<bool> pump(Conn& c, bool client_readable);
   // Classifies a libssh2 failure: session lost (error), or only this channel (false).
   core::Status check(int rc, const char* what);
   bool blocked_outbound() const;
   void finish(std::list<Conn>::iterator it);
 
+  SshSession& m_ssh;
   LIBSSH2_SESSION* m_session;
   int m_socket;
   std::uint32_t m_window;

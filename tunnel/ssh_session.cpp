@@ -268,8 +268,10 @@ core::Result<std::unique_ptr<SshSession>> SshSession::connect(const SshTarget& t
   }
   std::unique_ptr<SshSession> s(new SshSession());
   TRY_ASSIGN(s->m_socket, tcp_connect(target));
-  s->m_session = libssh2_session_init();
+  s->m_session = libssh2_session_init_ex(nullptr, nullptr, nullptr, s.get());
   if (!s->m_session) return fail(ErrorCode::internal, "libssh2_session_init failed");
+  libssh2_session_callback_set(s->m_session, LIBSSH2_CALLBACK_RECV,
+                               reinterpret_cast<void*>(&SshSession::budgeted_recv));
   libssh2_session_set_blocking(s->m_session, 1);
   libssh2_session_set_timeout(s->m_session, static_cast<long>(target.timeout.count()));
   // 1.10 prefers ECDSA host keys; OpenSSH prefers ed25519. Same order as ssh, same pins.
@@ -287,6 +289,16 @@ core::Result<std::unique_ptr<SshSession>> SshSession::connect(const SshTarget& t
   TRY(check_host_key(s->m_session, target, s->m_fingerprint));
   TRY(authenticate(s->m_session, target));
   return s;
+}
+
+ssize_t SshSession::budgeted_recv(libssh2_socket_t fd, void* buffer, size_t length, int flags,
+                                  void** abstract) {
+  auto* self = static_cast<SshSession*>(*abstract);
+  if (self->m_recv_budget == 0) return -EAGAIN;  // as if the socket were empty, for now
+  ssize_t n = ::recv(fd, buffer, std::min(length, self->m_recv_budget), flags);
+  if (n < 0) return -errno;  // libssh2's own recv reports errors as negative errno
+  if (self->m_recv_budget != SIZE_MAX) self->m_recv_budget -= static_cast<std::size_t>(n);
+  return n;
 }
 
 SshSession::~SshSession() {

@@ -4,6 +4,7 @@
 #include <libssh2.h>
 
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -41,9 +42,16 @@ class SshSession {
   int socket() const { return m_socket; }
   // "SHA256:..." of the server's host key.
   const std::string& fingerprint() const { return m_fingerprint; }
+  // Bytes libssh2 may read from the socket until the next call. libssh2 1.10 reads everything
+  // the socket holds into its packet list on every channel read; a budget per loop pass keeps
+  // that list (memory) small while we drain it a packet at a time. Unlimited by default.
+  void set_recv_budget(std::size_t bytes) { m_recv_budget = bytes; }
 
  private:
   SshSession() = default;
+  static ssize_t budgeted_recv(libssh2_socket_t fd, void* buffer, size_t length, int flags,
+                               void** abstract);
+  std::size_t m_recv_budget = SIZE_MAX;
   LIBSSH2_SESSION* m_session = nullptr;
   int m_socket = -1;
   std::string m_fingerprint;

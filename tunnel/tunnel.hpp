@@ -69,7 +69,7 @@ nlohmann::json to_json(const TunnelInfo& info);
 
 class TunnelManager {
  public:
-  // `daemon_argv`: the command that runs run_tunnel_daemon() (autopod tunnel _daemon).
+  // `daemon_argv`: the command that runs run_tunnel_daemon() (autopod-tunneld).
   TunnelManager(std::filesystem::path home, std::vector<std::string> daemon_argv);
 
   // Starts a daemon and returns once it has authenticated and listens on every forward, or

@@ -37,6 +37,7 @@ TempDir::~TempDir() {
 
 std::string autopod_binary() { return AUTOPOD_TEST_AUTOPOD_BIN; }
 std::string sandbox_binary() { return AUTOPOD_TEST_SANDBOX_BIN; }
+std::string tunneld_binary() { return AUTOPOD_TEST_TUNNELD_BIN; }
 std::string plugin_dir() { return AUTOPOD_TEST_PLUGIN_DIR; }
 
 core::ProcessOutput run_autopod(const std::vector<std::string>& args,

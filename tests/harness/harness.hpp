@@ -30,6 +30,7 @@ class TempDir {
 // Paths of the binaries this build made (set by CMake).
 std::string autopod_binary();
 std::string sandbox_binary();
+std::string tunneld_binary();
 std::string plugin_dir();  // where the test plugins were built
 
 // Runs the autopod binary with `args` and `env` ("NAME=value") added to the environment;

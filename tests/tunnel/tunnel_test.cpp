@@ -45,7 +45,7 @@ struct TunnelFixture : ::testing::Test {
     ASSERT_TRUE(sshd->authorize(key->public_key));
     ASSERT_TRUE(target.start());
     manager = std::make_unique<TunnelManager>(
-        home, std::vector<std::string>{testing::autopod_binary(), "tunnel", "_daemon"});
+        home, std::vector<std::string>{testing::tunneld_binary()});
   }
   void TearDown() override {
     if (manager) (void)manager->stop_all();
