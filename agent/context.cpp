@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <iostream>
+#include <string>
 
 #include "core/http.hpp"
 #include "core/log.hpp"
@@ -94,6 +95,18 @@ void Context::progress(const std::string& line) {
 void Context::finish_progress() {
   if (m_progress_open) std::cerr << "\n";
   m_progress_open = false;
+}
+
+core::Status confirm(const std::string& question, bool yes) {
+  if (yes) return {};
+  if (!::isatty(STDIN_FILENO))
+    return core::fail(ErrorCode::invalid_argument, "refusing to " + question + " without --yes",
+                      "there is no terminal to ask; pass --yes to confirm");
+  std::cerr << question << "? [y/N] " << std::flush;
+  std::string answer;
+  std::getline(std::cin, answer);
+  if (answer == "y" || answer == "Y" || answer == "yes") return {};
+  return core::fail(ErrorCode::cancelled, "cancelled; nothing was changed");
 }
 
 void print_json(const nlohmann::json& j) { std::cout << j.dump(2) << "\n"; }

@@ -62,6 +62,10 @@ class Context {
   bool m_progress_open = false;
 };
 
+// Asks "<question>? [y/N]" on the terminal unless `yes`. Without a terminal it refuses
+// (invalid_argument, hint: pass --yes); a "no" is cancelled.
+core::Status confirm(const std::string& question, bool yes);
+
 // Prints `j` as indented JSON on stdout.
 void print_json(const nlohmann::json& j);
 // Prints rows as aligned columns on stdout; the first row is the header.

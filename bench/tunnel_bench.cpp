@@ -173,18 +173,6 @@ pid_t find_process(const std::string& needle) {
   return found;
 }
 
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
 // ---- workloads ------------------------------------------------------------------------------
 
 double mb_per_s(std::uint64_t bytes, Clock::duration d) {
@@ -260,7 +248,7 @@ Tunnels start_tunnels(const std::string& autopod, const std::filesystem::path& h
   auto host_pub = must(core::read_file(work / "sshd" / "host_ed25519.pub"), "host key");
   auto kh = work / ("known_hosts_" + std::to_string(ssh_server_port));
   (void)core::write_file_atomic(kh, "[127.0.0.1]:" + std::to_string(ssh_server_port) + " " + host_pub, 0600);
-  t.ssh_port = free_port();
+  t.ssh_port = sandbox::free_loopback_port();
   std::string forward = "127.0.0.1:" + std::to_string(t.ssh_port) + ":127.0.0.1:" + std::to_string(target_port);
   // -f backgrounds ssh only once the forward is up: its exit is the readiness signal.
   auto ssh = core::run_capture({"ssh", "-F", "/dev/null", "-f", "-N", "-o", "BatchMode=yes",
@@ -281,7 +269,7 @@ Tunnels start_tunnels(const std::string& autopod, const std::filesystem::path& h
   spec.user = user;
   spec.key = home / "id_ed25519";
   spec.log_level = "warn";
-  t.autopod_port = free_port();
+  t.autopod_port = sandbox::free_loopback_port();
   spec.forwards = {{"127.0.0.1", t.autopod_port, "127.0.0.1", target_port}};
   auto info = must(manager.start(spec), "autopod tunnel");
   t.autopod_pid = info.pid;

@@ -22,6 +22,7 @@
 
 #include "core/fs.hpp"
 #include "core/process.hpp"
+#include "sandbox/tcp_target.hpp"
 
 extern char** environ;
 
@@ -42,20 +43,6 @@ struct SshdHarness::Drain {
 };
 
 namespace {
-
-int pick_free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  int port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0)
-    port = ntohs(addr.sin_port);
-  ::close(fd);
-  return port;
-}
 
 std::string find_sshd() {
   for (const char* p : {"/usr/sbin/sshd", "/usr/local/sbin/sshd", "/sbin/sshd"})
@@ -90,7 +77,7 @@ core::Result<std::unique_ptr<SshdHarness>> SshdHarness::start(const std::filesys
   ::chmod(h->authorized_keys().c_str(), 0600);
 
   for (int attempt = 0; attempt < 5; ++attempt) {
-    h->m_port = pick_free_port();
+    h->m_port = free_loopback_port();
     std::string config =
         "ListenAddress 127.0.0.1:" + std::to_string(h->m_port) + "\n" +
         "HostKey " + host_key.string() + "\n" +

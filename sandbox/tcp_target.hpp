@@ -38,6 +38,9 @@ class TcpTarget {
   std::unique_ptr<Impl> m_impl;
 };
 
+// A TCP port on 127.0.0.1 that was free at the time of the call.
+int free_loopback_port();
+
 // Client helpers (blocking sockets): each returns an error when the bytes are not exact.
 core::Result<int> connect_tcp(int port);
 core::Status push_pattern(int port, std::uint64_t bytes, std::uint64_t seed);

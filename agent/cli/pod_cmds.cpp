@@ -249,18 +249,6 @@ core::Status cmd_start_stop(Context& ctx, const std::string& id, bool start) {
   return {};
 }
 
-core::Status confirm(const std::string& question, bool yes) {
-  if (yes) return {};
-  if (!::isatty(STDIN_FILENO))
-    return core::fail(ErrorCode::invalid_argument, "refusing to " + question + " without --yes",
-                      "there is no terminal to ask; pass --yes to confirm");
-  std::cerr << question << "? [y/N] " << std::flush;
-  std::string answer;
-  std::getline(std::cin, answer);
-  if (answer == "y" || answer == "Y" || answer == "yes") return {};
-  return core::fail(ErrorCode::cancelled, "cancelled; nothing was changed");
-}
-
 core::Status cmd_kill(Context& ctx, const std::string& id, bool yes, bool keep_record) {
   TRY_ASSIGN(auto provider, ctx.provider());
   TRY_ASSIGN(auto pod, providers::find_pod(*provider, id));

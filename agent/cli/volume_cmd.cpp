@@ -59,18 +59,9 @@ core::Status cmd_volume_create(Context& ctx, const providers::VolumeSpec& spec) 
 core::Status cmd_volume_rm(Context& ctx, const std::string& id, bool yes) {
   TRY_ASSIGN(auto provider, ctx.provider());
   TRY_ASSIGN(auto volume, providers::find_volume(*provider, id));
-  if (!yes) {
-    if (!::isatty(STDIN_FILENO))
-      return core::fail(core::ErrorCode::invalid_argument,
-                        "refusing to delete volume " + volume.name + " without --yes",
-                        "deleting a volume destroys its data and cannot be undone; pass --yes");
-    std::cerr << "delete volume " << volume.name << " (" << volume.id << ", " << volume.size_gb
-              << " GB) and all its data? [y/N] " << std::flush;
-    std::string answer;
-    std::getline(std::cin, answer);
-    if (answer != "y" && answer != "yes")
-      return core::fail(core::ErrorCode::cancelled, "cancelled; nothing was deleted");
-  }
+  TRY(confirm("delete volume " + volume.name + " (" + volume.id + ", " +
+                  std::to_string(volume.size_gb) + " GB) and all its data, which cannot be undone",
+              yes));
   TRY(provider->delete_volume(volume.id));
   std::cerr << "deleted volume " << volume.name << " (" << volume.id << ")\n";
   if (ctx.json()) print_json({{"id", volume.id}, {"deleted", true}});
