@@ -33,6 +33,7 @@ int main(int argc, char** argv) {
   add_volume_commands(app, ctx, exit_code);
   add_config_commands(app, ctx, exit_code);
   add_tunnel_commands(app, ctx, exit_code);
+  add_comfy_commands(app, ctx, exit_code);
   // Options are read after parsing: hand them to the context before any callback runs.
   app.parse_complete_callback([&] {
     GlobalOptions o;

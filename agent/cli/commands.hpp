@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 
 #include "agent/context.hpp"
+#include "providers/pod_ops.hpp"
 
 namespace autopod::agent {
 
@@ -14,5 +15,11 @@ void add_pod_commands(CLI::App& app, Context& ctx, int& exit_code);
 void add_volume_commands(CLI::App& app, Context& ctx, int& exit_code);
 void add_config_commands(CLI::App& app, Context& ctx, int& exit_code);
 void add_tunnel_commands(CLI::App& app, Context& ctx, int& exit_code);
+void add_comfy_commands(CLI::App& app, Context& ctx, int& exit_code);
+
+// The tunnel spec for a running pod with a direct SSH endpoint (tunnel_cmd.cpp).
+core::Result<tunnel::TunnelSpec> tunnel_spec_for(Context& ctx, const std::string& pod_ref,
+                                                 const std::vector<std::string>& forwards,
+                                                 const std::string& bind);
 
 }  // namespace autopod::agent

@@ -375,3 +375,71 @@ TEST_F(Cli, TunnelBindingBeyondLoopbackWarns) {
 
 }  // namespace
 }  // namespace autopod
+
+#include "sandbox/comfy_fake.hpp"
+
+namespace autopod {
+namespace {
+
+TEST_F(Cli, ComfyCommandsWithUrl) {
+  sandbox::ComfyFake fake;
+  ASSERT_TRUE(fake.start());
+  fake.add_pending("p-1", 3, json::object());
+  fake.add_history("done-1", json::parse(R"({"outputs": {"9": {"images": [
+      {"filename": "acc_00002_.png", "subfolder": "", "type": "output"}]}},
+      "status": {"status_str": "success", "completed": true, "messages": []}})"));
+  auto status = autopod({"comfy", "status", "--url", fake.url()});
+  EXPECT_RUN(status, 0);
+  EXPECT_NE(status.out.find("ready"), std::string::npos);
+  EXPECT_NE(status.out.find("0.3.64"), std::string::npos);
+  auto info = autopod({"comfy", "info", "--url", fake.url(), "--json"});
+  EXPECT_RUN(info, 0);
+  auto doc = json::parse(info.out);
+  EXPECT_EQ(doc["comfyui_version"], "0.3.64");
+  EXPECT_EQ(doc["queue_pending"], 1);
+  EXPECT_EQ(doc["node_count"], 7);
+  EXPECT_EQ(doc["devices"][0]["type"], "cpu");
+  auto queue = autopod({"comfy", "queue", "--url", fake.url()});
+  EXPECT_RUN(queue, 0);
+  EXPECT_NE(queue.out.find("pending  p-1"), std::string::npos) << queue.out;
+  auto history = autopod({"comfy", "history", "--url", fake.url(), "--prompt", "done-1"});
+  EXPECT_RUN(history, 0);
+  EXPECT_NE(history.out.find("acc_00002_.png"), std::string::npos) << history.out;
+  EXPECT_RUN(autopod({"comfy", "history", "--url", fake.url(), "--prompt", "nope"}), 3);
+  EXPECT_RUN(autopod({"comfy", "cancel", "--url", fake.url(), "--prompt", "nope"}), 3);
+  EXPECT_RUN(autopod({"comfy", "cancel", "--url", fake.url(), "--prompt", "p-1"}), 0);
+  EXPECT_EQ(json::parse(autopod({"comfy", "queue", "--url", fake.url(), "--json"}).out)["pending"].size(), 0u);
+  EXPECT_RUN(autopod({"comfy", "free", "--url", fake.url(), "--keep-cache"}), 0);
+  EXPECT_EQ(fake.last_free(), json({{"unload_models", true}, {"free_memory", false}}));
+  EXPECT_RUN(autopod({"comfy", "interrupt", "--url", fake.url()}), 0);
+}
+
+TEST_F(Cli, ComfyStatusOfNothingIsNotReady) {
+  auto r = autopod({"comfy", "status", "--url", "http://127.0.0.1:" + std::to_string(testing::free_port()),
+                    "--timeout", "1"});
+  EXPECT_RUN(r, 5);
+  EXPECT_NE(r.err.find("comfyui not ready"), std::string::npos) << r.err;
+}
+
+// The ComfyUI fake stands in for ComfyUI on the pod: reached through a real tunnel (ensured by
+// the command itself) over the harness's sshd.
+TEST_F(Cli, ComfyThroughTheTunnelToThePod) {
+  sandbox::ComfyFake fake;
+  ASSERT_TRUE(fake.start());
+  EXPECT_RUN(autopod({"connect", "--name", "comfy", "--timeout", "30"}), 0);
+  std::string local = std::to_string(testing::free_port());
+  auto status = autopod({"comfy", "status", "--local-port", local, "--remote-port",
+                         std::to_string(fake.port())});
+  EXPECT_RUN(status, 0);
+  EXPECT_NE(status.err.find("started tunnel"), std::string::npos) << status.err;
+  EXPECT_NE(status.out.find("http://127.0.0.1:" + local), std::string::npos);
+  auto info = autopod({"comfy", "info", "--local-port", local, "--remote-port",
+                       std::to_string(fake.port()), "--json"});
+  EXPECT_RUN(info, 0);
+  EXPECT_EQ(json::parse(info.out)["comfyui_version"], "0.3.64");
+  EXPECT_EQ(info.err.find("started tunnel"), std::string::npos);  // the tunnel was reused
+  EXPECT_EQ(json::parse(autopod({"tunnel", "list", "--json"}).out)["tunnels"].size(), 1u);
+}
+
+}  // namespace
+}  // namespace autopod

@@ -1,0 +1,263 @@
+// autopod comfy status|info|queue|history|interrupt|cancel|free.
+
+#include <iostream>
+
+#include "agent/cli/commands.hpp"
+#include "comfy/client.hpp"
+#include "core/http.hpp"
+#include "core/retry.hpp"
+
+namespace autopod::agent {
+namespace {
+
+using core::ErrorCode;
+using nlohmann::json;
+
+struct Target {
+  std::string pod;
+  std::string url;
+  bool no_tunnel = false;
+  int local_port = 8188;
+  int remote_port = 0;  // 0: the pod's ComfyUI port (8188, or hosts.<name>.comfy_port)
+  int timeout_secs = 60;
+};
+
+// The ComfyUI to talk to: --url as given; otherwise the pod's, through a tunnel that is reused,
+// replaced or started as needed ("ensure tunnel"), or assumed already there with --no-tunnel.
+core::Result<std::unique_ptr<comfy::ComfyClient>> client_for(Context& ctx, const Target& t) {
+  std::string url = t.url;
+  if (url.empty() && t.no_tunnel) url = "http://127.0.0.1:" + std::to_string(t.local_port);
+  if (url.empty()) {
+    TRY_ASSIGN(auto cfg, ctx.config());
+    TRY_ASSIGN(auto provider, ctx.provider());
+    TRY_ASSIGN(auto pod, providers::find_pod(*provider, t.pod));
+    int remote = t.remote_port;
+    if (remote == 0) {
+      remote = 8188;
+      if (auto h = cfg->hosts.find(pod.id); pod.provider == "ssh" && h != cfg->hosts.end())
+        remote = h->second.comfy_port;
+    }
+    TRY_ASSIGN(auto spec, tunnel_spec_for(ctx, pod.id,
+                                          {std::to_string(t.local_port) + ":" + std::to_string(remote)},
+                                          "127.0.0.1"));
+    TRY_ASSIGN(auto tunnels, ctx.tunnels());
+    bool reused = false;
+    TRY_ASSIGN(auto info, tunnels->ensure(spec, &reused));
+    if (!reused) std::cerr << "started tunnel " << info.id << " to " << pod.name << "\n";
+    url = "http://127.0.0.1:" + std::to_string(t.local_port);
+  }
+  return std::make_unique<comfy::ComfyClient>(url, core::make_curl_transport(), core::system_clock());
+}
+
+std::string gib(std::uint64_t bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f GiB", static_cast<double>(bytes) / (1ull << 30));
+  return buf;
+}
+
+json queue_json(const comfy::QueueState& q) {
+  auto items = [](const std::vector<comfy::QueueItem>& v) {
+    json a = json::array();
+    for (const auto& i : v)
+      a.push_back({{"prompt_id", i.prompt_id}, {"number", i.number}, {"nodes", i.node_count},
+                   {"client_id", i.client_id}});
+    return a;
+  };
+  return {{"running", items(q.running)}, {"pending", items(q.pending)}};
+}
+
+core::Status cmd_status(Context& ctx, const Target& t) {
+  TRY_ASSIGN(auto client, client_for(ctx, t));
+  auto stats = client->wait_ready(std::chrono::seconds(t.timeout_secs));
+  if (!stats) return core::fail(stats.error());
+  if (ctx.json()) {
+    print_json({{"ready", true}, {"url", client->base_url()}, {"comfyui_version", stats->comfyui_version}});
+    return {};
+  }
+  std::cout << "comfyui ready at " << client->base_url()
+            << (stats->comfyui_version.empty() ? "" : " (version " + stats->comfyui_version + ")") << "\n";
+  return {};
+}
+
+core::Status cmd_info(Context& ctx, const Target& t) {
+  TRY_ASSIGN(auto client, client_for(ctx, t));
+  TRY_ASSIGN(auto stats, client->system_stats());
+  TRY_ASSIGN(auto queue, client->queue());
+  TRY_ASSIGN(int nodes, client->node_count());
+  if (ctx.json()) {
+    json devices = json::array();
+    for (const auto& d : stats.devices)
+      devices.push_back({{"name", d.name}, {"type", d.type}, {"vram_total", d.vram_total},
+                         {"vram_free", d.vram_free}});
+    print_json({{"url", client->base_url()}, {"comfyui_version", stats.comfyui_version},
+                {"python_version", stats.python_version}, {"pytorch_version", stats.pytorch_version},
+                {"os", stats.os}, {"ram_total", stats.ram_total}, {"ram_free", stats.ram_free},
+                {"devices", devices}, {"queue_running", queue.running.size()},
+                {"queue_pending", queue.pending.size()}, {"node_count", nodes}});
+    return {};
+  }
+  std::vector<std::vector<std::string>> rows = {
+      {"comfyui:", stats.comfyui_version.empty() ? "(older than 0.3.10)" : stats.comfyui_version},
+      {"python:", stats.python_version.substr(0, stats.python_version.find(' '))},
+      {"pytorch:", stats.pytorch_version},
+      {"ram:", gib(stats.ram_free) + " free of " + gib(stats.ram_total)}};
+  for (const auto& d : stats.devices)
+    rows.push_back({"device:", d.name + ", vram " + gib(d.vram_free) + " free of " + gib(d.vram_total)});
+  rows.push_back({"queue:", std::to_string(queue.running.size()) + " running, " +
+                                std::to_string(queue.pending.size()) + " pending"});
+  rows.push_back({"nodes:", std::to_string(nodes) + " node types"});
+  print_table(rows);
+  return {};
+}
+
+core::Status cmd_queue(Context& ctx, const Target& t) {
+  TRY_ASSIGN(auto client, client_for(ctx, t));
+  TRY_ASSIGN(auto queue, client->queue());
+  if (ctx.json()) {
+    print_json(queue_json(queue));
+    return {};
+  }
+  if (queue.running.empty() && queue.pending.empty()) {
+    std::cerr << "the queue is empty\n";
+    return {};
+  }
+  std::vector<std::vector<std::string>> rows = {{"STATE", "PROMPT ID", "NUMBER", "NODES"}};
+  auto add = [&](const char* state, const comfy::QueueItem& i) {
+    char number[32];
+    std::snprintf(number, sizeof number, "%g", i.number);
+    rows.push_back({state, i.prompt_id, number, std::to_string(i.node_count)});
+  };
+  for (const auto& i : queue.running) add("running", i);
+  for (const auto& i : queue.pending) add("pending", i);
+  print_table(rows);
+  return {};
+}
+
+std::string outputs_summary(const json& entry) {
+  int files = 0;
+  json outputs = entry.value("outputs", json::object());
+  for (const auto& [node, ui] : outputs.items())
+    for (const auto& [key, list] : ui.items())
+      if (list.is_array())
+        for (const auto& f : list)
+          if (f.is_object() && f.contains("filename")) ++files;
+  return std::to_string(files) + " file" + (files == 1 ? "" : "s");
+}
+
+std::string status_of(const json& entry) {
+  auto status = entry.value("status", json::object());
+  std::string s = status.value("status_str", "unknown");
+  json messages = status.value("messages", json::array());
+  for (const auto& m : messages)
+    if (m.is_array() && !m.empty() && m[0] == "execution_interrupted") s = "interrupted";
+  return s;
+}
+
+core::Status cmd_history(Context& ctx, const Target& t, const std::string& id, int max_items) {
+  TRY_ASSIGN(auto client, client_for(ctx, t));
+  TRY_ASSIGN(auto history, client->history(id, max_items));
+  if (!id.empty() && history.empty())
+    return core::fail(ErrorCode::not_found, "no history for prompt " + id,
+                      "it may still be queued or running (autopod comfy queue), or unknown");
+  if (ctx.json()) {
+    print_json(id.empty() ? history : history[id]);
+    return {};
+  }
+  std::vector<std::vector<std::string>> rows = {{"PROMPT ID", "STATUS", "OUTPUTS"}};
+  for (const auto& [pid, entry] : history.items())
+    rows.push_back({pid, status_of(entry), outputs_summary(entry)});
+  print_table(rows);
+  json outputs = id.empty() ? json::object() : history[id].value("outputs", json::object());
+  for (const auto& [node, ui] : outputs.items())
+      for (const auto& [key, list] : ui.items())
+        if (list.is_array())
+          for (const auto& f : list)
+            if (f.is_object() && f.contains("filename"))
+              std::cout << "  node " << node << ": " << f.value("subfolder", "")
+                        << (f.value("subfolder", "").empty() ? "" : "/") << f["filename"].get<std::string>()
+                        << " (" << f.value("type", "output") << ")\n";
+  return {};
+}
+
+void add_target(CLI::App* cmd, Target& t) {
+  cmd->add_option("POD", t.pod, "pod id or name (optional when there is one pod)");
+  cmd->add_option("--url", t.url, "talk to this ComfyUI directly, e.g. http://127.0.0.1:8188");
+  cmd->add_flag("--no-tunnel", t.no_tunnel, "do not start a tunnel; use 127.0.0.1:--local-port");
+  cmd->add_option("--local-port", t.local_port, "local end of the tunnel (default 8188)");
+  cmd->add_option("--remote-port", t.remote_port, "ComfyUI's port on the pod (default 8188)");
+}
+
+}  // namespace
+
+void add_comfy_commands(CLI::App& app, Context& ctx, int& exit_code) {
+  auto* comfy = app.add_subcommand("comfy", "ComfyUI on the pod, through an ssh tunnel");
+  comfy->require_subcommand(1);
+  comfy->fallthrough();
+  static Target t;
+  auto* status = comfy->add_subcommand("status", "wait until ComfyUI answers (exit 0 ready, 5 not)");
+  add_target(status, t);
+  status->add_option("--timeout", t.timeout_secs, "seconds to keep retrying (default 60)");
+  status->callback(run(ctx, exit_code, [&ctx] { return cmd_status(ctx, t); }));
+  auto* info = comfy->add_subcommand("info", "versions, devices and VRAM, RAM, queue, node count");
+  add_target(info, t);
+  info->callback(run(ctx, exit_code, [&ctx] { return cmd_info(ctx, t); }));
+  auto* queue = comfy->add_subcommand("queue", "running and pending prompts");
+  add_target(queue, t);
+  queue->callback(run(ctx, exit_code, [&ctx] { return cmd_queue(ctx, t); }));
+
+  static std::string id;
+  static int max_items = 20;
+  auto* history = comfy->add_subcommand("history", "finished prompts, or one with its outputs");
+  add_target(history, t);
+  history->add_option("--prompt", id, "one prompt id");
+  history->add_option("--max", max_items, "newest entries to show (default 20)");
+  history->callback(run(ctx, exit_code, [&ctx] { return cmd_history(ctx, t, id, max_items); }));
+
+  auto* interrupt = comfy->add_subcommand("interrupt", "stop the running prompt");
+  add_target(interrupt, t);
+  interrupt->add_option("--prompt", id, "only if this prompt is the one running");
+  interrupt->callback(run(ctx, exit_code, [&ctx]() -> core::Status {
+    TRY_ASSIGN(auto client, client_for(ctx, t));
+    TRY(client->interrupt(id));
+    std::cerr << "interrupt sent" << (id.empty() ? "" : " for " + id) << "\n";
+    return {};
+  }));
+  static std::vector<std::string> ids;
+  auto* cancel = comfy->add_subcommand("cancel", "remove pending prompts from the queue");
+  add_target(cancel, t);
+  cancel->add_option("--prompt", ids, "prompt id (repeatable)")->required();
+  cancel->callback(run(ctx, exit_code, [&ctx]() -> core::Status {
+    TRY_ASSIGN(auto client, client_for(ctx, t));
+    TRY_ASSIGN(auto before, client->queue());
+    for (const auto& pid : ids) {
+      bool running = std::any_of(before.running.begin(), before.running.end(),
+                                 [&](const auto& i) { return i.prompt_id == pid; });
+      bool pending = std::any_of(before.pending.begin(), before.pending.end(),
+                                 [&](const auto& i) { return i.prompt_id == pid; });
+      if (running)
+        return core::fail(ErrorCode::invalid_argument, "prompt " + pid + " is running, not pending",
+                          "stop it with: autopod comfy interrupt --prompt " + pid);
+      if (!pending)
+        return core::fail(ErrorCode::not_found, "prompt " + pid + " is not in the queue",
+                          "see autopod comfy queue");
+    }
+    TRY(client->cancel(ids));
+    std::cerr << "removed " << ids.size() << " pending prompt(s)\n";
+    return {};
+  }));
+  static bool unload = true, free_memory = true;
+  auto* free = comfy->add_subcommand("free", "unload models and free memory on the pod");
+  add_target(free, t);
+  free->add_flag("--unload-models,!--keep-models", unload, "unload models from VRAM (default)");
+  free->add_flag("--free-memory,!--keep-cache", free_memory,
+                 "also drop cached node outputs (default)");
+  free->callback(run(ctx, exit_code, [&ctx]() -> core::Status {
+    TRY_ASSIGN(auto client, client_for(ctx, t));
+    TRY(client->free(unload, free_memory));
+    std::cerr << "asked comfyui to " << (unload ? "unload models" : "keep models")
+              << (free_memory ? " and free memory" : "") << "\n";
+    return {};
+  }));
+}
+
+}  // namespace autopod::agent

@@ -1,0 +1,87 @@
+#pragma once
+// ComfyUI's HTTP API (see ../shared/reference/comfyui-api.md): health, system info, queue,
+// history and queue control. Never sends an Origin header: ComfyUI answers 403 to a mismatched
+// Origin on loopback, which a tunnel is.
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/clock.hpp"
+#include "core/http.hpp"
+#include "core/result.hpp"
+
+namespace autopod::comfy {
+
+struct Device {
+  std::string name;
+  std::string type;  // cuda, cpu, mps, ...
+  std::uint64_t vram_total = 0;  // bytes
+  std::uint64_t vram_free = 0;
+};
+
+struct SystemStats {
+  std::string comfyui_version;  // empty on servers older than 2025-01
+  std::string python_version;
+  std::string pytorch_version;
+  std::string os;
+  std::uint64_t ram_total = 0;  // bytes
+  std::uint64_t ram_free = 0;
+  std::vector<Device> devices;
+};
+
+// One queue entry: [number, prompt_id, prompt, extra_data, outputs_to_execute, ...].
+struct QueueItem {
+  double number = 0;
+  std::string prompt_id;
+  int node_count = 0;
+  std::string client_id;
+};
+
+struct QueueState {
+  std::vector<QueueItem> running;  // at most one
+  std::vector<QueueItem> pending;  // sorted by number (the server sends its heap unsorted)
+};
+
+// Parses a /system_stats body; protocol error on a shape that is not one.
+core::Result<SystemStats> parse_system_stats(const nlohmann::json& body);
+core::Result<QueueState> parse_queue(const nlohmann::json& body);
+
+class ComfyClient {
+ public:
+  // `base_url`: "http://127.0.0.1:8188" (no trailing slash).
+  ComfyClient(std::string base_url, std::unique_ptr<core::HttpTransport> transport,
+              core::Clock& clock);
+
+  core::Result<SystemStats> system_stats();
+  // Retries with exponential backoff (0.25 s doubling to 4 s) until the server answers
+  // /system_stats or `timeout` passes (then: timeout, with the last reason).
+  core::Result<SystemStats> wait_ready(std::chrono::milliseconds timeout);
+  core::Result<QueueState> queue();
+  // Number of node classes (GET /object_info: expensive on the server, so only for `info`).
+  core::Result<int> node_count();
+  // The entry for one prompt ({} while queued or unknown), or the newest `max_items` entries.
+  core::Result<nlohmann::json> history(const std::string& prompt_id, int max_items = 20);
+  // Interrupts the running prompt; with an id, only if that prompt is the one running.
+  core::Status interrupt(const std::string& prompt_id = {});
+  // Removes pending prompts (the running one is not affected: use interrupt).
+  core::Status cancel(const std::vector<std::string>& prompt_ids);
+  core::Status free(bool unload_models, bool free_memory);
+
+  const std::string& base_url() const { return m_base; }
+
+ private:
+  core::Result<core::HttpResponse> request(const std::string& method, const std::string& path,
+                                           const std::string& body = {});
+  core::Result<nlohmann::json> get_json(const std::string& path);
+
+  std::string m_base;
+  std::unique_ptr<core::HttpTransport> m_transport;
+  core::Clock& m_clock;
+};
+
+}  // namespace autopod::comfy

@@ -1,0 +1,136 @@
+// The ComfyUI client against the ComfyUI fake over loopback.
+
+#include <gtest/gtest.h>
+
+#include "comfy/client.hpp"
+#include "sandbox/comfy_fake.hpp"
+#include "tests/fakes/fake_clock.hpp"
+
+namespace autopod {
+namespace {
+
+using core::ErrorCode;
+using nlohmann::json;
+
+struct ComfyFixture : ::testing::Test {
+  sandbox::ComfyFake fake;
+  testing::FakeClock clock;
+  std::unique_ptr<comfy::ComfyClient> client;
+  void SetUp() override {
+    ASSERT_TRUE(fake.start());
+    client = std::make_unique<comfy::ComfyClient>(fake.url() + "/", core::make_curl_transport(),
+                                                  core::system_clock());
+  }
+};
+
+using ComfyClient = ComfyFixture;
+
+TEST_F(ComfyClient, SystemStatsOfARealServerParse) {
+  auto s = client->system_stats();
+  ASSERT_TRUE(s) << s.error().message;
+  EXPECT_EQ(s->comfyui_version, "0.3.64");
+  EXPECT_EQ(s->ram_total, 25276510208u);
+  ASSERT_EQ(s->devices.size(), 1u);
+  EXPECT_EQ(s->devices[0].type, "cpu");
+  EXPECT_FALSE(fake.saw_origin_header());  // ComfyUI's origin check must never see one from us
+}
+
+TEST(ComfyParse, OlderServersWithoutVersionFieldsParse) {
+  auto s = comfy::parse_system_stats(json::parse(
+      R"({"system": {"os": "posix", "python_version": "3.10.6"}, "devices": []})"));
+  ASSERT_TRUE(s);
+  EXPECT_TRUE(s->comfyui_version.empty());
+}
+
+TEST(ComfyParse, SomethingElseIsAProtocolError) {
+  auto s = comfy::parse_system_stats(json::parse(R"({"status": "ok"})"));
+  ASSERT_FALSE(s);
+  EXPECT_EQ(s.error().code, ErrorCode::protocol);
+}
+
+TEST(ComfyParse, PendingQueueIsSortedAndLongerItemsAreAccepted) {
+  auto q = comfy::parse_queue(json::parse(R"({"queue_running": [],
+    "queue_pending": [[9, "b", {}, {}, []], [2, "a", {"1": {}}, {"client_id": "c"}, [], "extra"]]})"));
+  ASSERT_TRUE(q) << q.error().message;
+  ASSERT_EQ(q->pending.size(), 2u);
+  EXPECT_EQ(q->pending[0].prompt_id, "a");
+  EXPECT_EQ(q->pending[0].client_id, "c");
+  EXPECT_EQ(q->pending[0].node_count, 1);
+}
+
+TEST_F(ComfyClient, WaitReadyRetriesWhileTheServerStarts) {
+  fake.refuse_first(3);
+  auto s = client->wait_ready(std::chrono::seconds(20));
+  ASSERT_TRUE(s) << s.error().message;
+}
+
+TEST_F(ComfyClient, WaitReadyGivesUpWithTheReason) {
+  comfy::ComfyClient nowhere("http://127.0.0.1:1", core::make_curl_transport(), clock);
+  auto s = nowhere.wait_ready(std::chrono::seconds(5));
+  ASSERT_FALSE(s);
+  EXPECT_EQ(s.error().code, ErrorCode::timeout);
+  EXPECT_NE(s.error().message.find("not reachable"), std::string::npos);
+  ASSERT_GE(clock.sleeps().size(), 3u);  // backoff: 250, 500, 1000, ...
+  EXPECT_EQ(clock.sleeps()[0], std::chrono::milliseconds(250));
+  EXPECT_EQ(clock.sleeps()[1], std::chrono::milliseconds(500));
+}
+
+TEST_F(ComfyClient, QueueInterruptAndCancel) {
+  fake.set_running("run-1", {{"1", {{"class_type", "EmptyImage"}}}});
+  fake.add_pending("p-10", 10, json::object());
+  fake.add_pending("p-7", 7, json::object());
+  auto q = client->queue();
+  ASSERT_TRUE(q);
+  ASSERT_EQ(q->running.size(), 1u);
+  EXPECT_EQ(q->running[0].prompt_id, "run-1");
+  ASSERT_EQ(q->pending.size(), 2u);
+  EXPECT_EQ(q->pending[0].prompt_id, "p-7");  // sorted, though the server sent them unsorted
+
+  ASSERT_TRUE(client->interrupt("not-running"));
+  EXPECT_EQ(fake.interrupts(), 0);  // a targeted interrupt of another prompt is a no-op
+  ASSERT_TRUE(client->cancel({"p-10"}));
+  ASSERT_TRUE(client->interrupt());
+  EXPECT_EQ(fake.interrupts(), 1);
+  q = client->queue();
+  EXPECT_TRUE(q->running.empty());
+  ASSERT_EQ(q->pending.size(), 1u);
+  EXPECT_EQ(q->pending[0].prompt_id, "p-7");
+  auto entry = client->history("run-1");
+  ASSERT_TRUE(entry);
+  EXPECT_EQ((*entry)["run-1"]["status"]["status_str"], "error");
+}
+
+TEST_F(ComfyClient, UnknownHistoryIsAnEmptyObject) {
+  auto h = client->history("nope");
+  ASSERT_TRUE(h);
+  EXPECT_TRUE(h->empty());
+}
+
+TEST_F(ComfyClient, HistoryAsksForTheNewestEntriesOnly) {
+  for (int i = 0; i < 5; ++i) fake.add_history("id" + std::to_string(i), {{"outputs", json::object()}});
+  auto h = client->history("", 2);
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->size(), 2u);
+}
+
+TEST_F(ComfyClient, FreeSendsBothFlags) {
+  ASSERT_TRUE(client->free(true, false));
+  EXPECT_EQ(fake.last_free(), json({{"unload_models", true}, {"free_memory", false}}));
+}
+
+TEST_F(ComfyClient, NodeCountComesFromObjectInfo) {
+  auto n = client->node_count();
+  ASSERT_TRUE(n);
+  EXPECT_EQ(*n, 7);
+}
+
+TEST_F(ComfyClient, NotComfyUiIsAClearErrorNotARetryLoop) {
+  comfy::ComfyClient wrong(fake.url() + "/nothing-here", core::make_curl_transport(), clock);
+  auto s = wrong.wait_ready(std::chrono::seconds(30));
+  ASSERT_FALSE(s);
+  EXPECT_EQ(s.error().http_status, 404);
+  EXPECT_TRUE(clock.sleeps().empty());
+}
+
+}  // namespace
+}  // namespace autopod
