@@ -8,6 +8,7 @@
 #include <iostream>
 
 #include "core/fs.hpp"
+#include "sandbox/comfy_fake.hpp"
 #include "sandbox/runpod_sandbox.hpp"
 #include "sandbox/sshd_harness.hpp"
 
@@ -22,6 +23,8 @@ int main(int argc, char** argv) {
                  "start a private sshd with its files here and point pods' SSH at it");
   app.add_option("--provisioning-ms", provisioning_ms, "time a pod spends PROVISIONING");
   app.add_option("--starting-ms", starting_ms, "time a pod spends STARTING");
+  bool with_comfy = false;
+  app.add_flag("--comfy", with_comfy, "also run a ComfyUI fake, as if on the pod (its port is printed)");
   CLI11_PARSE(app, argc, argv);
 
   // The sandbox accepts any bearer token unless AUTOPOD_SANDBOX_KEY says which (kept out of argv).
@@ -53,8 +56,16 @@ int main(int argc, char** argv) {
     std::cerr << st.error().describe() << "\n";
     return 1;
   }
+  sandbox::ComfyFake comfy;
+  if (with_comfy) {
+    if (auto st = comfy.start(); !st) {
+      std::cerr << st.error().describe() << "\n";
+      return 1;
+    }
+  }
   std::cout << server.url();
   if (sshd) std::cout << " sshd=127.0.0.1:" << sshd->port();
+  if (with_comfy) std::cout << " comfy=127.0.0.1:" << comfy.port();
   std::cout << std::endl;  // the readiness line scripts wait for
   int sig = 0;
   sigwait(&signals, &sig);
