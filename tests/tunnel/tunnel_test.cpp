@@ -388,6 +388,29 @@ TEST_F(Tunnel, FiftyConcurrentStartsAndStopsKeepTheStateFileWhole) {
   EXPECT_EQ(entries(), 0u);
 }
 
+// Given no key file and an ssh-agent holding the authorized key, the daemon authenticates with
+// the agent.
+TEST_F(Tunnel, AuthenticatesWithSshAgentWhenThereIsNoKeyFile) {
+  auto sock = dir / "agent.sock";
+  auto agent = testing::Child::start({"ssh-agent", "-D", "-a", sock.string()}, "SSH_AUTH_SOCK");
+  ASSERT_TRUE(agent) << agent.error().message;
+  auto added = core::run_capture({"ssh-add", (home / "id_ed25519").string()}, {},
+                                 {"SSH_AUTH_SOCK=" + sock.string()});
+  ASSERT_TRUE(added && added->exit_code == 0) << (added ? added->err : added.error().message);
+  const char* old = std::getenv("SSH_AUTH_SOCK");
+  std::string saved = old ? old : "";
+  ::setenv("SSH_AUTH_SOCK", sock.c_str(), 1);  // the daemon inherits our environment
+  auto s = spec();
+  s.key.clear();
+  auto t = manager->start(s);
+  if (saved.empty()) ::unsetenv("SSH_AUTH_SOCK");
+  else ::setenv("SSH_AUTH_SOCK", saved.c_str(), 1);
+  ASSERT_TRUE(t) << t.error().describe();
+  auto reply = sandbox::half_close_exchange(t->spec.forwards[0].local_port, "agent");
+  ASSERT_TRUE(reply);
+  EXPECT_EQ(*reply, "5");
+}
+
 TEST(ParseForward, AcceptsTheSshForms) {
   auto a = tunnel::parse_forward("8188", "127.0.0.1");
   EXPECT_EQ(a->local_port, 8188);
