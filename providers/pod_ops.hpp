@@ -39,7 +39,7 @@ Result<Pod> wait_until_ready(Provider& provider, const std::string& pod_id,
 Result<std::string> read_ssh_banner(const std::string& host, int port,
                                     std::chrono::milliseconds timeout);
 
-// The names of pods' statuses for humans, e.g. "running".
+// "user@host:port" of the pod's direct SSH endpoint, or "-" when it has none.
 std::string describe_endpoint(const Pod& pod);
 
 }  // namespace autopod::providers

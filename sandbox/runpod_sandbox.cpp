@@ -113,6 +113,11 @@ struct RunpodSandbox::Impl {
     return id;
   }
 
+  bool has_capacity(const std::string& gpu, const std::string& dc) const {
+    return !(no_capacity.count({gpu, dc}) || no_capacity.count({"*", dc}) ||
+             no_capacity.count({gpu, "*"}) || no_capacity.count({"*", "*"}));
+  }
+
   int fresh_ssh_port() {
     if (options.ssh_port > 0) return options.ssh_port;
     return std::uniform_int_distribution<int>(10000, 60000)(rng);
@@ -302,9 +307,7 @@ struct RunpodSandbox::Impl {
       for (const auto& dc : k_dcs) dcs.push_back(dc.id);
     std::string placed;
     for (const auto& dc : dcs) {
-      if (no_capacity.count({gpu, dc}) || no_capacity.count({"*", dc}) ||
-          no_capacity.count({gpu, "*"}) || no_capacity.count({"*", "*"}))
-        continue;
+      if (!has_capacity(gpu, dc)) continue;
       placed = dc;
       break;
     }
@@ -446,8 +449,7 @@ struct RunpodSandbox::Impl {
         for (const auto& g : k_gpus) {
           bool any = false;
           for (const auto& dc : k_dcs)
-            any = any || !(no_capacity.count({g.id, dc.id}) || no_capacity.count({"*", dc.id}) ||
-                           no_capacity.count({g.id, "*"}) || no_capacity.count({"*", "*"}));
+            any = any || has_capacity(g.id, dc.id);
           list.push_back({{"id", g.id}, {"name", g.name}, {"pool", g.pool}, {"manufacturer", "NVIDIA"},
                           {"memory", g.memory}, {"secure", true}, {"community", true},
                           {"price", {{"secure", g.secure}, {"community", g.community}}},

@@ -370,7 +370,6 @@ core::Result<bool> Forwarder::service(const std::vector<pollfd>& fds) {
     }
     it = next;
   }
-  m_stats.connections_open = static_cast<int>(m_conns.size());
   return progress;
 }
 

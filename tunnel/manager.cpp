@@ -173,27 +173,14 @@ bool same_forwards(const TunnelSpec& a, const TunnelSpec& b) {
 TunnelManager::TunnelManager(std::filesystem::path home, std::vector<std::string> daemon_argv)
     : m_home(std::move(home)), m_daemon_argv(std::move(daemon_argv)) {}
 
-core::Result<std::vector<TunnelInfo>> TunnelManager::list() {
+core::Result<std::vector<TunnelInfo>> TunnelManager::entries() {
   TRY_ASSIGN(auto doc, core::StateFile(state_file()).read());
   std::vector<TunnelInfo> out;
   try {
-    json entries = doc.value("tunnels", json::object());
-    for (const auto& [id, entry] : entries.items()) {
+    json recorded = doc.value("tunnels", json::object());
+    for (const auto& [id, entry] : recorded.items()) {
       TunnelInfo t = info_from_json(entry);
-      bool alive = core::process_alive(t.pid, t.start_time);
-      if (!alive) {
-        if (t.status != "failed") t.status = "dead";
-      } else if (auto answer = ask_daemon(m_home / "tunnels" / (t.id + ".sock"))) {
-        t.status = answer->value("status", t.status);
-        TunnelStats s;
-        s.bytes_to_pod = answer->value("bytes_to_pod", std::uint64_t{0});
-        s.bytes_from_pod = answer->value("bytes_from_pod", std::uint64_t{0});
-        s.connections_open = answer->value("connections_open", 0);
-        s.connections_total = answer->value("connections_total", std::uint64_t{0});
-        s.reconnects = answer->value("reconnects", 0);
-        t.stats = s;
-        if (auto e = answer->value("last_error", ""); !e.empty()) t.last_error = e;
-      }
+      if (!core::process_alive(t.pid, t.start_time) && t.status != "failed") t.status = "dead";
       out.push_back(std::move(t));
     }
   } catch (const json::exception& e) {
@@ -205,9 +192,28 @@ core::Result<std::vector<TunnelInfo>> TunnelManager::list() {
   return out;
 }
 
+core::Result<std::vector<TunnelInfo>> TunnelManager::list() {
+  TRY_ASSIGN(auto tunnels, entries());
+  for (auto& t : tunnels) {
+    if (t.status == "dead" || t.status == "failed") continue;
+    auto answer = ask_daemon(m_home / "tunnels" / (t.id + ".sock"));
+    if (!answer) continue;  // busy (e.g. in a blocking reconnect): the recorded status stands
+    t.status = answer->value("status", t.status);
+    TunnelStats s;
+    s.bytes_to_pod = answer->value("bytes_to_pod", std::uint64_t{0});
+    s.bytes_from_pod = answer->value("bytes_from_pod", std::uint64_t{0});
+    s.connections_open = answer->value("connections_open", 0);
+    s.connections_total = answer->value("connections_total", std::uint64_t{0});
+    s.reconnects = answer->value("reconnects", 0);
+    t.stats = s;
+    if (auto e = answer->value("last_error", ""); !e.empty()) t.last_error = e;
+  }
+  return tunnels;
+}
+
 core::Result<TunnelInfo> TunnelManager::start(const TunnelSpec& spec, bool* reused) {
   if (reused) *reused = false;
-  TRY_ASSIGN(auto tunnels, list());
+  TRY_ASSIGN(auto tunnels, entries());
   for (const auto& t : tunnels) {
     if (t.status == "dead" || t.status == "failed") continue;
     if (t.spec.host == spec.host && t.spec.port == spec.port && same_forwards(t.spec, spec)) {
@@ -255,7 +261,7 @@ core::Result<TunnelInfo> TunnelManager::start(const TunnelSpec& spec, bool* reus
 }
 
 core::Result<TunnelInfo> TunnelManager::ensure(const TunnelSpec& spec, bool* reused) {
-  TRY_ASSIGN(auto tunnels, list());
+  TRY_ASSIGN(auto tunnels, entries());
   for (const auto& t : tunnels) {
     if (t.spec.pod_id != spec.pod_id || spec.pod_id.empty()) continue;
     bool current = t.spec.host == spec.host && t.spec.port == spec.port;
@@ -278,7 +284,7 @@ core::Result<TunnelInfo> TunnelManager::ensure(const TunnelSpec& spec, bool* reu
 }
 
 core::Result<std::vector<TunnelInfo>> TunnelManager::stop(const std::string& id_or_pod) {
-  TRY_ASSIGN(auto tunnels, list());
+  TRY_ASSIGN(auto tunnels, entries());
   std::vector<TunnelInfo> stopped;
   for (auto& t : tunnels) {
     if (t.id != id_or_pod && t.spec.pod_id != id_or_pod && t.spec.pod_name != id_or_pod) continue;
@@ -303,7 +309,7 @@ core::Result<std::vector<TunnelInfo>> TunnelManager::stop(const std::string& id_
 }
 
 core::Result<std::vector<TunnelInfo>> TunnelManager::stop_all() {
-  TRY_ASSIGN(auto tunnels, list());
+  TRY_ASSIGN(auto tunnels, entries());
   std::vector<TunnelInfo> stopped;
   for (const auto& t : tunnels) {
     TRY_ASSIGN(auto s, stop(t.id));
@@ -313,7 +319,7 @@ core::Result<std::vector<TunnelInfo>> TunnelManager::stop_all() {
 }
 
 core::Result<std::vector<TunnelInfo>> TunnelManager::cleanup() {
-  TRY_ASSIGN(auto tunnels, list());
+  TRY_ASSIGN(auto tunnels, entries());
   std::vector<TunnelInfo> removed;
   for (const auto& t : tunnels)
     if (t.status == "dead" || t.status == "failed") removed.push_back(t);

@@ -90,6 +90,10 @@ class TunnelManager {
   std::filesystem::path state_file() const { return m_home / "tunnels.json"; }
 
  private:
+  // The recorded tunnels with liveness checked (dead: "dead"), without asking the daemons for
+  // their stats: enough for start, ensure, stop and cleanup.
+  core::Result<std::vector<TunnelInfo>> entries();
+
   std::filesystem::path m_home;
   std::vector<std::string> m_daemon_argv;
 };

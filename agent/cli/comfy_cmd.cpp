@@ -37,7 +37,7 @@ core::Result<std::unique_ptr<comfy::ComfyClient>> client_for(Context& ctx, const
       if (auto h = cfg->hosts.find(pod.id); pod.provider == "ssh" && h != cfg->hosts.end())
         remote = h->second.comfy_port;
     }
-    TRY_ASSIGN(auto spec, tunnel_spec_for(ctx, pod.id,
+    TRY_ASSIGN(auto spec, tunnel_spec_for(ctx, pod,
                                           {std::to_string(t.local_port) + ":" + std::to_string(remote)},
                                           "127.0.0.1"));
     TRY_ASSIGN(auto tunnels, ctx.tunnels());

@@ -17,8 +17,8 @@ void add_config_commands(CLI::App& app, Context& ctx, int& exit_code);
 void add_tunnel_commands(CLI::App& app, Context& ctx, int& exit_code);
 void add_comfy_commands(CLI::App& app, Context& ctx, int& exit_code);
 
-// The tunnel spec for a running pod with a direct SSH endpoint (tunnel_cmd.cpp).
-core::Result<tunnel::TunnelSpec> tunnel_spec_for(Context& ctx, const std::string& pod_ref,
+// The tunnel spec for `pod` (as just listed); fails unless it runs and has a direct SSH endpoint.
+core::Result<tunnel::TunnelSpec> tunnel_spec_for(Context& ctx, const providers::Pod& pod,
                                                  const std::vector<std::string>& forwards,
                                                  const std::string& bind);
 

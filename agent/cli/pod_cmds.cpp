@@ -221,8 +221,8 @@ core::Status cmd_connect(Context& ctx, const ConnectFlags& flags) {
 core::Status cmd_info(Context& ctx, const std::string& id) {
   TRY_ASSIGN(auto cfg, ctx.config());
   TRY_ASSIGN(auto provider, ctx.provider());
+  // find_pod lists the pods fresh from the provider (never cached): the ssh port is current.
   TRY_ASSIGN(auto pod, providers::find_pod(*provider, id));
-  TRY_ASSIGN(pod, provider->get_pod(pod.id));  // fresh: the ssh port changes on every start
   if (ctx.json()) {
     print_json(pod);
   } else {
@@ -282,8 +282,7 @@ core::Status cmd_ssh(Context& ctx, const std::string& id, bool print_only,
                      const std::vector<std::string>& command) {
   TRY_ASSIGN(auto cfg, ctx.config());
   TRY_ASSIGN(auto provider, ctx.provider());
-  TRY_ASSIGN(auto pod, providers::find_pod(*provider, id));
-  TRY_ASSIGN(pod, provider->get_pod(pod.id));
+  TRY_ASSIGN(auto pod, providers::find_pod(*provider, id));  // fresh, as in cmd_info
   if (!pod.ssh)
     return core::fail(ErrorCode::not_found, "pod " + pod.name + " has no direct ssh endpoint yet",
                       "it needs 22/tcp exposed and to be running: autopod connect --name " + pod.name);

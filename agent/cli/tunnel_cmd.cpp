@@ -34,13 +34,10 @@ bool is_loopback(const std::string& addr) { return addr.rfind("127.", 0) == 0 ||
 }  // namespace
 
 // Builds the tunnel spec for a running pod with a direct SSH endpoint.
-core::Result<tunnel::TunnelSpec> tunnel_spec_for(Context& ctx, const std::string& pod_ref,
+core::Result<tunnel::TunnelSpec> tunnel_spec_for(Context& ctx, const providers::Pod& pod,
                                                  const std::vector<std::string>& forwards,
                                                  const std::string& bind) {
   TRY_ASSIGN(auto cfg, ctx.config());
-  TRY_ASSIGN(auto provider, ctx.provider());
-  TRY_ASSIGN(auto pod, providers::find_pod(*provider, pod_ref));
-  TRY_ASSIGN(pod, provider->get_pod(pod.id));  // the SSH port changes on every start
   if (pod.status != providers::PodStatus::running)
     return core::fail(ErrorCode::conflict, "pod " + pod.name + " is " + to_string(pod.status) + ", not running",
                       "start it first: autopod connect --name " + pod.name);
@@ -73,7 +70,10 @@ core::Result<tunnel::TunnelSpec> tunnel_spec_for(Context& ctx, const std::string
 namespace {
 
 core::Status cmd_start(Context& ctx, const StartFlags& flags) {
-  TRY_ASSIGN(auto spec, tunnel_spec_for(ctx, flags.pod, flags.forwards, flags.bind));
+  TRY_ASSIGN(auto provider, ctx.provider());
+  // Listed fresh from the provider: the SSH port changes on every start.
+  TRY_ASSIGN(auto pod, providers::find_pod(*provider, flags.pod));
+  TRY_ASSIGN(auto spec, tunnel_spec_for(ctx, pod, flags.forwards, flags.bind));
   if (flags.window_mb < 2 || flags.window_mb > 256)
     return core::fail(ErrorCode::invalid_argument, "--window-mb must be 2 to 256");
   spec.window_bytes = static_cast<std::uint32_t>(flags.window_mb) << 20;
