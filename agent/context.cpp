@@ -21,6 +21,8 @@ int exit_code_for(const core::Error& error) {
     case ErrorCode::auth: return k_exit_auth;
     case ErrorCode::timeout: return k_exit_timeout;
     case ErrorCode::no_capacity: return k_exit_no_capacity;
+    case ErrorCode::execution_failed: return k_exit_run_failed;
+    case ErrorCode::interrupted: return k_exit_interrupted;
     default: return k_exit_failure;
   }
 }

@@ -25,6 +25,8 @@ enum ExitCode : int {
   k_exit_auth = 4,         // api key missing or refused
   k_exit_timeout = 5,      // not ready / no answer within --timeout
   k_exit_no_capacity = 6,  // the cloud has no GPU for the request now; try later or elsewhere
+  k_exit_run_failed = 7,   // comfy run: a node raised while the workflow ran
+  k_exit_interrupted = 8,  // comfy run: the run was interrupted (or removed from the queue)
 };
 
 int exit_code_for(const core::Error& error);

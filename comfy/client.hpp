@@ -4,6 +4,7 @@
 // Origin on loopback, which a tunnel is.
 
 #include <chrono>
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <string>
@@ -47,6 +48,26 @@ struct QueueState {
   std::vector<QueueItem> pending;  // sorted by number (the server sends its heap unsorted)
 };
 
+// An accepted prompt. `node_errors` can be non-empty on success: outputs whose branches failed
+// validation are skipped and the others run.
+struct Submitted {
+  std::string prompt_id;
+  double number = 0;
+  nlohmann::json node_errors;
+};
+
+// A 400 from POST /prompt as lines a user can act on: the error, then one line per node error
+// with node id, class type, input and message.
+std::string format_prompt_errors(const nlohmann::json& body);
+
+// Every file an output node produced: any list of objects with a "filename" (images, gifs, audio,
+// ...), as {filename, subfolder, type} plus the node id under "node".
+std::vector<nlohmann::json> output_files(const nlohmann::json& history_entry);
+
+// Where a server-given file reference lands under `dir`: subfolder components and the file name
+// cleaned so that nothing escapes `dir` ("..", absolute paths, separators, control characters).
+std::filesystem::path local_output_path(const std::filesystem::path& dir, const nlohmann::json& ref);
+
 // Parses a /system_stats body; protocol error on a shape that is not one.
 core::Result<SystemStats> parse_system_stats(const nlohmann::json& body);
 core::Result<QueueState> parse_queue(const nlohmann::json& body);
@@ -71,6 +92,17 @@ class ComfyClient {
   // Removes pending prompts (the running one is not affected: use interrupt).
   core::Status cancel(const std::vector<std::string>& prompt_ids);
   core::Status free(bool unload_models, bool free_memory);
+  // All node schemas (expensive on the server: for converting editor-format workflows).
+  core::Result<nlohmann::json> object_info();
+  // POST /prompt with the socket's client id, so its events reach that socket. A 400 is an
+  // invalid_argument error whose message lists every node error.
+  core::Result<Submitted> submit(const nlohmann::json& prompt, const std::string& client_id,
+                                 const nlohmann::json& extra_data = nlohmann::json::object());
+  // POST /upload/image (type input); returns the name to put in the workflow ("sub/name").
+  core::Result<std::string> upload(const std::filesystem::path& file);
+  // GET /view for one output file, streamed into `dest` through a temporary file renamed into
+  // place: nothing half-written is ever left at `dest`.
+  core::Status download(const nlohmann::json& ref, const std::filesystem::path& dest);
 
   const std::string& base_url() const { return m_base; }
 

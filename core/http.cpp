@@ -17,8 +17,27 @@ std::string lower(std::string s) {
   return s;
 }
 
+struct BodyTarget {
+  CURL* curl;
+  const HttpRequest* request;
+  std::string* body;
+  bool aborted = false;
+};
+
 size_t on_body(char* data, size_t size, size_t n, void* user) {
-  static_cast<std::string*>(user)->append(data, size * n);
+  auto* t = static_cast<BodyTarget*>(user);
+  if (t->request->sink) {
+    long status = 0;
+    curl_easy_getinfo(t->curl, CURLINFO_RESPONSE_CODE, &status);
+    if (status >= 200 && status < 300) {
+      if (!t->request->sink(std::string_view(data, size * n))) {
+        t->aborted = true;
+        return 0;
+      }
+      return size * n;
+    }
+  }
+  t->body->append(data, size * n);
   return size * n;
 }
 
@@ -63,7 +82,8 @@ class CurlTransport final : public HttpTransport {
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(request.timeout.count()));
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &response.body);
+    BodyTarget target{c, &request, &response.body};
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &target);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, &response);
     curl_easy_setopt(c, CURLOPT_USERAGENT, "autopod/0.1");
@@ -86,6 +106,7 @@ class CurlTransport final : public HttpTransport {
     CURLcode rc = curl_easy_perform(c);
     curl_slist_free_all(list);
     std::string where = request.method + " " + redact_url(request.url);
+    if (target.aborted) return fail(ErrorCode::io, "writing the body of " + where + " failed");
     if (rc == CURLE_OPERATION_TIMEDOUT)
       return fail(ErrorCode::timeout, "no answer from " + where + " in time");
     if (rc != CURLE_OK) {

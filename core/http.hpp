@@ -3,6 +3,7 @@
 // replace with a fake that records each request.
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -23,6 +24,10 @@ struct HttpRequest {
   // A new connection that is closed afterwards. For non-idempotent requests: libcurl silently
   // re-sends a request on a reused connection that turns out dead, which could create twice.
   bool fresh_connection = false;
+  // When set, a 2xx body is handed over in chunks instead of kept in HttpResponse::body (for
+  // downloads); returning false aborts the transfer (an io error). Other statuses keep their
+  // body for the error message.
+  std::function<bool(std::string_view chunk)> sink;
 };
 
 struct HttpResponse {

@@ -18,6 +18,8 @@ const char* to_string(ErrorCode code) {
     case ErrorCode::protocol: return "protocol";
     case ErrorCode::cancelled: return "cancelled";
     case ErrorCode::unsupported: return "unsupported";
+    case ErrorCode::execution_failed: return "execution_failed";
+    case ErrorCode::interrupted: return "interrupted";
     case ErrorCode::internal: return "internal";
   }
   return "internal";

@@ -25,6 +25,8 @@ enum class ErrorCode {
   protocol,      // the peer answered something we cannot parse
   cancelled,
   unsupported,   // the provider cannot do this operation
+  execution_failed,  // the remote job ran and failed (a ComfyUI node raised)
+  interrupted,       // the remote job was interrupted or removed before it finished
   internal,
 };
 

@@ -1,9 +1,14 @@
-// autopod comfy status|info|queue|history|interrupt|cancel|free.
+// autopod comfy status|info|queue|history|interrupt|cancel|free|run.
 
+#include <unistd.h>
+
+#include <cstdlib>
 #include <iostream>
 
 #include "agent/cli/commands.hpp"
 #include "comfy/client.hpp"
+#include "comfy/runner.hpp"
+#include "comfy/workflow.hpp"
 #include "core/http.hpp"
 #include "core/retry.hpp"
 
@@ -179,6 +184,91 @@ core::Status cmd_history(Context& ctx, const Target& t, const std::string& id, i
   return {};
 }
 
+struct RunArgs {
+  std::string workflow;
+  std::vector<std::string> sets;
+  std::vector<std::string> inputs;
+  std::string out;
+  int count = 1;
+  int timeout_secs = 0;
+  bool random_seed = false;
+  bool no_wait = false;
+};
+
+core::Status cmd_run(Context& ctx, const Target& t, const RunArgs& a) {
+  // Everything about the file is checked before anything is sent.
+  std::filesystem::path path = a.workflow;
+  TRY_ASSIGN(auto workflow, comfy::load_json_file(path));
+  TRY_ASSIGN(auto format, comfy::detect_format(workflow, path.string()));
+  if (a.count < 1) return core::fail(ErrorCode::invalid_argument, "--count must be at least 1");
+  TRY_ASSIGN(auto client, client_for(ctx, t));
+  auto display = comfy::make_display(ctx.json() ? comfy::DisplayKind::json
+                                     : ::isatty(STDERR_FILENO) ? comfy::DisplayKind::live
+                                                               : comfy::DisplayKind::plain,
+                                     ctx.json() ? stdout : stderr);
+  comfy::RunRequest req;
+  if (format == comfy::WorkflowFormat::ui) {
+    TRY_ASSIGN(auto info, client->object_info());
+    TRY_ASSIGN(req.prompt, comfy::ui_to_api(workflow, info));
+    // Saved PNGs then carry the editor workflow, as when the editor queues it.
+    req.extra_data = {{"extra_pnginfo", {{"workflow", workflow}}}};
+    display->message("converted " + path.string() + " from the editor's format to API format (" +
+                     std::to_string(req.prompt.size()) + " nodes)");
+  } else {
+    req.prompt = std::move(workflow);
+  }
+  for (const auto& s : a.sets) TRY(comfy::apply_set(req.prompt, s));
+  std::vector<std::filesystem::path> inputs(a.inputs.begin(), a.inputs.end());
+  TRY_ASSIGN(auto uploads, comfy::upload_slots(req.prompt, inputs, path.parent_path()));
+  for (const auto& u : uploads) {
+    TRY_ASSIGN(auto name, client->upload(u.file));
+    req.prompt[u.node]["inputs"][u.input] = name;
+    display->message("uploaded " + u.file.string() + " as " + name + " for node " + u.node);
+  }
+  req.count = a.count;
+  req.random_seed = a.random_seed;
+  req.out_dir = a.out;
+  req.wait = !a.no_wait;
+  req.timeout = std::chrono::seconds(a.timeout_secs);
+  if (const char* w = std::getenv("AUTOPOD_COMFY_WATCHDOG_MS")) req.watchdog = std::chrono::milliseconds(std::atoi(w));
+  TRY_ASSIGN(auto results, comfy::run_workflow(client->base_url(), req, *display));
+  display.reset();  // ends the live line
+  if (!req.wait) {
+    for (const auto& r : results)
+      if (ctx.json()) print_json({{"prompt_id", r.state.prompt_id}, {"run", r.state.index}});
+      else std::cout << r.state.prompt_id << "\n";
+    return {};
+  }
+  int failed = 0, interrupted = 0, lost = 0, download_errors = 0;
+  std::string first_failure;
+  for (const auto& r : results) {
+    if (!ctx.json())
+      for (const auto& f : r.files) std::cout << f.string() << "\n";
+    download_errors += static_cast<int>(r.download_errors.size());
+    if (r.state.outcome == comfy::Outcome::error) ++failed;
+    if (r.state.outcome == comfy::Outcome::interrupted) ++interrupted;
+    if (r.state.outcome == comfy::Outcome::lost) ++lost;
+    if (first_failure.empty() && r.state.outcome != comfy::Outcome::success)
+      first_failure = "run " + std::to_string(r.state.index) + " (prompt " + r.state.prompt_id + ") " +
+                      comfy::to_string(r.state.outcome) +
+                      (r.state.error.is_null() ? "" : ": " + comfy::describe_failure(r.state));
+  }
+  std::string tally = std::to_string(results.size()) + " run(s): " + std::to_string(failed) + " failed, " +
+                      std::to_string(interrupted) + " interrupted, " + std::to_string(lost) + " lost";
+  if (failed > 0)
+    return core::fail(ErrorCode::execution_failed, first_failure + "\n" + tally,
+                      "see the node and message above; autopod comfy history --prompt ID has the full entry");
+  if (interrupted > 0)
+    return core::fail(ErrorCode::interrupted, first_failure + "\n" + tally, "queue it again with autopod comfy run");
+  if (lost > 0)
+    return core::fail(ErrorCode::remote, first_failure + "\n" + tally,
+                      "ComfyUI restarted or the queue was cleared; queue it again with autopod comfy run");
+  if (download_errors > 0)
+    return core::fail(ErrorCode::io, std::to_string(download_errors) + " output file(s) could not be saved (see above)",
+                      "the run succeeded on the server; autopod comfy history --prompt ID lists its outputs");
+  return {};
+}
+
 void add_target(CLI::App* cmd, Target& t) {
   cmd->add_option("POD", t.pod, "pod id or name (optional when there is one pod)");
   cmd->add_option("--url", t.url, "talk to this ComfyUI directly, e.g. http://127.0.0.1:8188");
@@ -245,6 +335,21 @@ void add_comfy_commands(CLI::App& app, Context& ctx, int& exit_code) {
     std::cerr << "removed " << ids.size() << " pending prompt(s)\n";
     return {};
   }));
+  static RunArgs ra;
+  auto* run_cmd = comfy->add_subcommand("run", "run a workflow, follow it live and save its outputs");
+  run_cmd->add_option("WORKFLOW", ra.workflow, "workflow .json (API format, or as the editor saves it)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  add_target(run_cmd, t);
+  run_cmd->add_option("--set", ra.sets, "NODE.INPUT=VALUE (repeatable; NODE is an id or a title)");
+  run_cmd->add_flag("--random-seed", ra.random_seed, "a random seed for every seed input");
+  run_cmd->add_option("--input", ra.inputs, "file to upload into the next Load* node (repeatable)");
+  run_cmd->add_option("--out", ra.out, "directory for the outputs (default ./outputs/PROMPT_ID)");
+  run_cmd->add_option("--count", ra.count, "queue N runs, seeds varied (default 1)");
+  run_cmd->add_option("--timeout", ra.timeout_secs, "give up after S seconds (default: no limit)");
+  run_cmd->add_flag("--no-wait", ra.no_wait, "print the prompt id(s) and return");
+  run_cmd->callback(run(ctx, exit_code, [&ctx] { return cmd_run(ctx, t, ra); }));
+
   static bool unload = true, free_memory = true;
   auto* free = comfy->add_subcommand("free", "unload models and free memory on the pod");
   add_target(free, t);
