@@ -305,6 +305,7 @@ struct ComfyFake::Impl {
   int file_counter = 0;        // SaveImage's 5-digit counter
   bool interrupt_flag = false;
   bool abandon = false;        // the running prompt dies with a restart
+  bool manual_running = false; // set_running's prompt is not executed by the worker
   std::string executing_node;  // for the reconnect frame
   std::vector<json> submitted;
   int ws_connections = 0;
@@ -415,18 +416,24 @@ struct ComfyFake::Impl {
     if (auto it = sids.find(cid); it != sids.end()) it->second->send_text(text);
   }
 
-  void send_preview(const std::string& cid, const std::string& prompt_id, const std::string& node) {
+  // Around each `progress`: type 4 before it for a socket that negotiated the flag, type 1 after
+  // it otherwise (and to every socket when the prompt has no client id).
+  void send_preview(const std::string& cid, const std::string& prompt_id, const std::string& node,
+                    bool before_progress) {
     auto be32 = [](std::uint32_t v) {
       return std::string{static_cast<char>(v >> 24), static_cast<char>(v >> 16),
                          static_cast<char>(v >> 8), static_cast<char>(v)};
     };
     if (cid.empty()) {  // without a cid every socket gets type 1
-      for (auto& [sid, s] : sids) s->send_binary(be32(1) + be32(2) + k_png);
+      if (!before_progress)
+        for (auto& [sid, s] : sids) s->send_binary(be32(1) + be32(2) + k_png);
       return;
     }
     auto it = sids.find(cid);
     if (it == sids.end()) return;
-    if (sockets[it->second.get()].flags_negotiated) {
+    bool flagged = sockets[it->second.get()].flags_negotiated;
+    if (flagged != before_progress) return;
+    if (flagged) {
       std::string meta = json{{"node_id", node}, {"prompt_id", prompt_id}, {"display_node_id", node},
                               {"parent_node_id", nullptr}, {"real_node_id", node},
                               {"image_type", "image/png"}}
@@ -737,9 +744,9 @@ struct ComfyFake::Impl {
         for (int v = 1; v <= steps; ++v) {
           if (!pause(lock, step_delay)) return interrupted(n);
           state(n, v, steps, "running");
-          if (previews && !cid.empty()) send_preview(cid, id, n);
+          if (previews) send_preview(cid, id, n, true);
           send_event(cid, "progress", {{"value", v}, {"max", steps}, {"prompt_id", id}, {"node", n}}, true);
-          if (previews && cid.empty()) send_preview(cid, id, n);
+          if (previews) send_preview(cid, id, n, false);
         }
       } else if (cls == "Canny") {
         json data = {{"prompt_id", id}, {"node_id", n}, {"node_type", cls}, {"executed", executed},
@@ -972,6 +979,17 @@ struct ComfyFake::Impl {
           ++interrupts;
           interrupt_flag = true;
           cv.notify_all();
+          if (manual_running) {  // nothing executes it: it ends here
+            std::string id = running[0][1];
+            json data = {{"prompt_id", id}, {"node_id", nullptr}, {"node_type", nullptr},
+                         {"executed", json::array()}, {"timestamp", now_ms()}};
+            history[id] = {{"prompt", running[0]}, {"outputs", json::object()},
+                           {"status", {{"status_str", "error"}, {"completed", false},
+                                       {"messages", {{"execution_interrupted", data}}}}},
+                           {"meta", json::object()}};
+            running = json::array();
+            manual_running = false;
+          }
         }
       } else if (path == "/history") {
         if (body.value("clear", false)) history = json::object();
@@ -1028,6 +1046,7 @@ core::Status ComfyFake::restart() {
 void ComfyFake::set_running(const std::string& prompt_id, const json& prompt) {
   std::lock_guard lock(m_impl->mutex);
   m_impl->running = json::array({json::array({0, prompt_id, prompt, {{"client_id", "autopod"}}, json::array()})});
+  m_impl->manual_running = true;
 }
 
 void ComfyFake::add_pending(const std::string& prompt_id, double number, const json& prompt) {

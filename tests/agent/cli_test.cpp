@@ -397,7 +397,7 @@ TEST_F(Cli, ComfyCommandsWithUrl) {
   auto doc = json::parse(info.out);
   EXPECT_EQ(doc["comfyui_version"], "0.3.64");
   EXPECT_EQ(doc["queue_pending"], 1);
-  EXPECT_EQ(doc["node_count"], 7);
+  EXPECT_EQ(doc["node_count"], 13);
   EXPECT_EQ(doc["devices"][0]["type"], "cpu");
   auto queue = autopod({"comfy", "queue", "--url", fake.url()});
   EXPECT_RUN(queue, 0);

@@ -121,7 +121,7 @@ TEST_F(ComfyClient, FreeSendsBothFlags) {
 TEST_F(ComfyClient, NodeCountComesFromObjectInfo) {
   auto n = client->node_count();
   ASSERT_TRUE(n);
-  EXPECT_EQ(*n, 7);
+  EXPECT_EQ(*n, 13);
 }
 
 TEST_F(ComfyClient, NotComfyUiIsAClearErrorNotARetryLoop) {
