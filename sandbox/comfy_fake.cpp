@@ -305,7 +305,8 @@ struct ComfyFake::Impl {
   int file_counter = 0;        // SaveImage's 5-digit counter
   bool interrupt_flag = false;
   bool abandon = false;        // the running prompt dies with a restart
-  bool manual_running = false; // set_running's prompt is not executed by the worker
+  bool manual_running = false;
+  int interrupt_step = 0; // set_running's prompt is not executed by the worker
   std::string executing_node;  // for the reconnect frame
   std::vector<json> submitted;
   int ws_connections = 0;
@@ -742,6 +743,11 @@ struct ComfyFake::Impl {
       if (cls == "KSampler") {
         int steps = node["inputs"].value("steps", 20);
         for (int v = 1; v <= steps; ++v) {
+          if (interrupt_step == v) {
+            interrupt_step = 0;
+            ++interrupts;
+            interrupt_flag = true;
+          }
           if (!pause(lock, step_delay)) return interrupted(n);
           state(n, v, steps, "running");
           if (previews) send_preview(cid, id, n, true);
@@ -1089,6 +1095,11 @@ void ComfyFake::delay_answers(std::chrono::milliseconds delay) {
 void ComfyFake::drop_socket_before(const std::string& event_type) {
   std::lock_guard lock(m_impl->mutex);
   m_impl->drop_before = event_type;
+}
+
+void ComfyFake::interrupt_at_step(int step) {
+  std::lock_guard lock(m_impl->mutex);
+  m_impl->interrupt_step = step;
 }
 
 void ComfyFake::success_before_history(bool on) {

@@ -63,6 +63,8 @@ class ComfyFake {
   // Report outputs under names that escape their directories (as a misbehaving custom node
   // might); /view still applies the server's own checks to them.
   void escaping_output_names(bool on);
+  // Interrupt the running prompt when its sampler reaches this step, as another client would.
+  void interrupt_at_step(int step);
   // Stop and start again on the same port: connections cut, queue, history and temp files lost.
   core::Status restart();
 
