@@ -127,10 +127,10 @@ class Runner {
         }
       }
     }
+    if (m_request.wait) m_pool = std::make_unique<WorkerPool>(m_base, m_request.download_workers);
+    m_last_frame = Clock::now();
     TRY(submit_all());
     if (!m_request.wait) return results();
-    m_pool = std::make_unique<WorkerPool>(m_base, m_request.download_workers);
-    m_last_frame = Clock::now();
     for (;;) {
       if (std::all_of(m_runs.begin(), m_runs.end(), [](const Run& r) { return r.finalized; })) break;
       if (auto st = check_timeout(); !st) {
@@ -216,6 +216,11 @@ class Runner {
       m_runs.push_back(std::move(run));
       m_display.message("queued run " + std::to_string(i + 1) + "/" + std::to_string(m_request.count) +
                         " as prompt " + submitted->prompt_id);
+      // Follow the runs already queued while the others are submitted: their events are waiting.
+      if (m_request.wait) {
+        m_io.restart();
+        m_io.poll();
+      }
     }
     return {};
   }
