@@ -300,6 +300,7 @@ class Runner {
           beast::error_code ignored;
           beast::get_lowest_layer(conn->ws).socket().close(ignored);
           schedule_reconnect();
+          m_reconcile_due = true;  // what was sent meanwhile is lost: ask over HTTP at once
         }
         return;
       }

@@ -11,6 +11,7 @@
 
 #include <fstream>
 #include <deque>
+#include <sstream>
 #include <set>
 
 #include "comfy/client.hpp"
@@ -467,15 +468,27 @@ TEST_F(ComfyRun, AnInterruptedRunEndsAsInterrupted) {
   EXPECT_EQ(fake.interrupts(), 1);
 }
 
-TEST_F(ComfyRun, ASocketDroppedMidRunIsReconnectedAndTheEndIsNotMissed) {
-  fake.set_step_delay(std::chrono::milliseconds(5));
+TEST_F(ComfyRun, ASocketDroppedBeforeTheEndDoesNotLoseTheEnd) {
   fake.drop_socket_before("execution_success");  // the outcome and the end are never replayed
   auto r = run();
   ASSERT_TRUE(r) << r.error().message;
   EXPECT_EQ((*r)[0].state.outcome, comfy::Outcome::success);
   ASSERT_EQ((*r)[0].files.size(), 1u);
-  EXPECT_GE(fake.websocket_connections(), 2);
   EXPECT_TRUE(display.said("dropped")) << ::testing::PrintToString(display.messages);
+}
+
+TEST_F(ComfyRun, ASocketDroppedMidRunIsReconnectedAndFollowedToTheEnd) {
+  fake.set_step_delay(std::chrono::milliseconds(40));  // 20 steps: the run outlasts the reconnect
+  fake.drop_socket_before("execution_cached");
+  auto r = run();
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ((*r)[0].state.outcome, comfy::Outcome::success);
+  ASSERT_EQ((*r)[0].files.size(), 1u);
+  EXPECT_EQ(fake.websocket_connections(), 2);
+  EXPECT_TRUE(display.said("reconnected")) << ::testing::PrintToString(display.messages);
+  // Events flowed again on the new socket, up to the end.
+  EXPECT_GT(std::count(display.events.begin(), display.events.end(), "progress"), 0);
+  EXPECT_EQ(display.events.back(), "executing");
 }
 
 TEST_F(ComfyRun, ASocketSilencedByAnOlderSocketClosingIsNoticed) {
@@ -691,6 +704,89 @@ TEST(ComfyEvents, BinaryFramesParse) {
   auto custom = comfy::parse_text_frame(R"({"type": "crystools.monitor", "data": {"cpu": 3}})");
   ASSERT_TRUE(custom);
   EXPECT_EQ(custom->type, comfy::EventType::other);
+}
+
+}  // namespace
+}  // namespace autopod
+
+namespace autopod {
+namespace {
+
+std::string drain(std::FILE* f) {
+  std::fflush(f);
+  std::rewind(f);
+  std::string s;
+  char buf[4096];
+  for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;) s.append(buf, n);
+  return s;
+}
+
+comfy::RunState sample_run() {
+  comfy::RunState run;
+  run.prompt_id = "4f6c5a1e-3b2d-4c8e-9a7f-0d1e2f3a4b5c";
+  run.nodes = comfy::node_infos(*comfy::load_json_file(k_data / "workflows/txt2img_api.json"));
+  run.submitted = std::chrono::steady_clock::now();
+  return run;
+}
+
+TEST(ComfyDisplay, TheLiveLineShowsNodeStepBarPercentAndEta) {
+  std::FILE* f = std::tmpfile();
+  auto display = comfy::make_display(comfy::DisplayKind::live, f);
+  auto run = sample_run();
+  auto feed = [&](const std::string& frame) {
+    auto e = comfy::parse_text_frame(frame);
+    ASSERT_TRUE(e);
+    comfy::apply(run, *e, std::chrono::steady_clock::now());
+    display->event(run, *e);
+  };
+  std::string id = run.prompt_id;
+  feed(R"({"type": "execution_start", "data": {"prompt_id": ")" + id + R"("}})");
+  feed(R"({"type": "execution_cached", "data": {"nodes": ["4", "5", "6"], "prompt_id": ")" + id + R"("}})");
+  feed(R"({"type": "executing", "data": {"node": "3", "display_node": "3", "prompt_id": ")" + id + R"("}})");
+  feed(R"({"type": "progress", "data": {"value": 10, "max": 20, "node": "3", "prompt_id": ")" + id + R"("}})");
+  // 3 of 7 nodes cached, the sampler half done: (3 + 0.5) / 7 = 50%.
+  EXPECT_NEAR(run.fraction(), 0.5, 1e-9);
+  display->tick();
+  std::string out = drain(f);
+  EXPECT_NE(out.find("\r\033[K"), std::string::npos);  // redrawn in place
+  EXPECT_NE(out.find("run 1/1 #3 KSampler [##########----------] 10/20   50%  0:00 eta 0:00"), std::string::npos) << out;
+  display->message("saved outputs/x.png");  // a message clears the line, prints, redraws
+  out = drain(f);
+  EXPECT_NE(out.find("\r\033[Ksaved outputs/x.png\n"), std::string::npos) << out;
+  display.reset();  // clears the live line: before the file goes
+  std::fclose(f);
+}
+
+TEST(ComfyDisplay, PlainLinesAndJsonLinesOnePerEvent) {
+  std::FILE* f = std::tmpfile();
+  auto plain = comfy::make_display(comfy::DisplayKind::plain, f);
+  auto run = sample_run();
+  auto e = *comfy::parse_text_frame(R"({"type": "progress", "data": {"value": 3, "max": 20, "node": "3", "prompt_id": "p"}})");
+  comfy::apply(run, e, std::chrono::steady_clock::now());
+  plain->event(run, e);
+  auto state = *comfy::parse_text_frame(R"({"type": "progress_state", "data": {"prompt_id": "p", "nodes": {}}})");
+  plain->event(run, state);  // the twin of progress: no line of its own
+  std::string out = drain(f);
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1);
+  EXPECT_NE(out.find("run 1/1 4f6c5a1e   2% step 3/20 #3 KSampler"), std::string::npos) << out;
+  std::fclose(f);
+  f = std::tmpfile();
+  auto js = comfy::make_display(comfy::DisplayKind::json, f);
+  js->event(run, e);
+  js->saved(run, "out/a.png");
+  run.outcome = comfy::Outcome::success;
+  js->finished(run);
+  out = drain(f);
+  std::istringstream in(out);
+  std::vector<json> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(json::parse(line));
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_EQ(lines[0]["event"], "progress");
+  EXPECT_EQ(lines[0]["class_type"], "KSampler");
+  EXPECT_EQ(lines[0]["value"], 3);
+  EXPECT_EQ(lines[1]["path"], "out/a.png");
+  EXPECT_EQ(lines[2]["outcome"], "success");
+  std::fclose(f);
 }
 
 }  // namespace
