@@ -169,6 +169,17 @@ core::Result<json> ComfyClient::history(const std::string& prompt_id, int max_it
   return get_json("/history?max_items=" + std::to_string(std::max(1, max_items)));
 }
 
+core::Result<std::vector<std::pair<std::string, json>>> ComfyClient::history_list(int max_items) {
+  TRY_ASSIGN(auto response, request("GET", "/history?max_items=" + std::to_string(std::max(1, max_items))));
+  // Parsed keeping the server's order (completion order), which a sorted object would lose.
+  auto ordered = nlohmann::ordered_json::parse(response.body, nullptr, false);
+  if (ordered.is_discarded() || !ordered.is_object())
+    return fail(ErrorCode::protocol, "comfyui sent malformed JSON for GET /history");
+  std::vector<std::pair<std::string, json>> out;
+  for (auto& [id, entry] : ordered.items()) out.emplace_back(id, json::parse(entry.dump()));
+  return out;
+}
+
 core::Status ComfyClient::interrupt(const std::string& prompt_id) {
   json body = json::object();
   if (!prompt_id.empty()) body["prompt_id"] = prompt_id;

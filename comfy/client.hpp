@@ -87,6 +87,8 @@ class ComfyClient {
   core::Result<int> node_count();
   // The entry for one prompt ({} while queued or unknown), or the newest `max_items` entries.
   core::Result<nlohmann::json> history(const std::string& prompt_id, int max_items = 20);
+  // The newest `max_items` entries in the server's order (oldest first), as (prompt id, entry).
+  core::Result<std::vector<std::pair<std::string, nlohmann::json>>> history_list(int max_items);
   // Interrupts the running prompt; with an id, only if that prompt is the one running.
   core::Status interrupt(const std::string& prompt_id = {});
   // Removes pending prompts (the running one is not affected: use interrupt).

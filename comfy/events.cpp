@@ -411,7 +411,8 @@ class LiveDisplay : public Display {
     if (run.outcome == Outcome::pending) {
       line += "queued";
     } else {
-      line += run.current.empty() ? std::string("starting") : node_label(run, run.current);
+      if (run.outcome == Outcome::success) line += "saving outputs";
+      else line += run.current.empty() ? std::string("starting") : node_label(run, run.current);
       if (run.max > 1) {
         constexpr int width = 20;
         int filled = static_cast<int>(std::lround(width * std::clamp(run.value / run.max, 0.0, 1.0)));

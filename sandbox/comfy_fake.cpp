@@ -186,6 +186,7 @@ std::string random_hex(std::size_t n) {
 std::string uuid4() {
   std::string h = random_hex(32);
   h[12] = '4';
+  h[16] = "89ab"[h[16] % 4];
   return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) +
          "-" + h.substr(20);
 }
@@ -293,6 +294,7 @@ struct ComfyFake::Impl {
   json running = json::array();
   std::vector<json> pending;  // kept in insertion order: the server's heap is not sorted either
   json history = json::object();
+  std::vector<std::string> history_order;  // completion order; a reused id keeps its first place
   json last_free;
   int interrupts = 0;
   int refuse = 0;
@@ -387,6 +389,11 @@ struct ComfyFake::Impl {
       sockets.erase(it);
     };
     return std::make_unique<HttpServer>([this](const HttpExchange& ex) { return handle(ex); }, ws);
+  }
+
+  void store_history(const std::string& id, const json& entry) {
+    if (!history.contains(id)) history_order.push_back(id);
+    history[id] = entry;
   }
 
   int queue_remaining() const { return static_cast<int>(running.size() + pending.size()); }
@@ -805,9 +812,9 @@ struct ComfyFake::Impl {
     if (success_first && end_type == "execution_success") {
       send_event(cid, end_type, end_data, spray);
       cv.wait_for(lock, std::chrono::milliseconds(200), [&] { return stopping; });
-      history[id] = entry;
+      store_history(id, entry);
     } else {
-      history[id] = entry;
+      store_history(id, entry);
       send_event(cid, end_type, end_data, spray);
     }
     running = json::array();
@@ -940,8 +947,7 @@ struct ComfyFake::Impl {
         if (!history.contains(id)) return json_reply(json::object());  // no 404, ever
         return json_reply({{id, history[id]}});
       }
-      json out = json::object();
-      std::size_t max_items = history.size();
+      std::size_t max_items = history_order.size();
       if (query.count("max_items")) {
         try {
           max_items = static_cast<std::size_t>(std::stoul(query["max_items"]));
@@ -949,10 +955,15 @@ struct ComfyFake::Impl {
           return server_error();  // a non-integer max_items is a 500 on the real server
         }
       }
-      std::size_t skip = history.size() > max_items ? history.size() - max_items : 0, i = 0;
-      for (const auto& [id, entry] : history.items())
-        if (i++ >= skip) out[id] = entry;
-      return json_reply(out);
+      // Oldest first, as the server keeps them; max_items takes the newest.
+      nlohmann::ordered_json out = nlohmann::ordered_json::object();
+      std::size_t skip = history_order.size() > max_items ? history_order.size() - max_items : 0;
+      for (std::size_t i = skip; i < history_order.size(); ++i)
+        out[history_order[i]] = nlohmann::ordered_json::parse(history[history_order[i]].dump());
+      HttpReply r;
+      r.headers["Content-Type"] = "application/json; charset=utf-8";
+      r.body = out.dump();
+      return r;
     }
     if (m == "POST" && (path == "/queue" || path == "/free" || path == "/interrupt" ||
                         path == "/history")) {
@@ -989,18 +1000,25 @@ struct ComfyFake::Impl {
             std::string id = running[0][1];
             json data = {{"prompt_id", id}, {"node_id", nullptr}, {"node_type", nullptr},
                          {"executed", json::array()}, {"timestamp", now_ms()}};
-            history[id] = {{"prompt", running[0]}, {"outputs", json::object()},
-                           {"status", {{"status_str", "error"}, {"completed", false},
-                                       {"messages", {{"execution_interrupted", data}}}}},
-                           {"meta", json::object()}};
+            store_history(id, {{"prompt", running[0]}, {"outputs", json::object()},
+                               {"status", {{"status_str", "error"}, {"completed", false},
+                                           {"messages", {{"execution_interrupted", data}}}}},
+                               {"meta", json::object()}});
             running = json::array();
             manual_running = false;
           }
         }
       } else if (path == "/history") {
-        if (body.value("clear", false)) history = json::object();
+        if (body.value("clear", false)) {
+          history = json::object();
+          history_order.clear();
+        }
         if (body.contains("delete"))
-          for (const auto& id : body["delete"]) history.erase(id.get<std::string>());
+          for (const auto& id : body["delete"]) {
+            history.erase(id.get<std::string>());
+            history_order.erase(std::remove(history_order.begin(), history_order.end(), id.get<std::string>()),
+                                history_order.end());
+          }
       }
       return empty_reply();
     }
@@ -1033,6 +1051,7 @@ core::Status ComfyFake::restart() {
     // What a real restart loses: the queue, the running prompt, history, caches, temp files.
     m_impl->pending.clear();
     m_impl->history = json::object();
+    m_impl->history_order.clear();
     m_impl->cache_keys.clear();
     m_impl->ui_cache.clear();
     m_impl->counter = 0;
@@ -1063,7 +1082,7 @@ void ComfyFake::add_pending(const std::string& prompt_id, double number, const j
 
 void ComfyFake::add_history(const std::string& prompt_id, const json& entry) {
   std::lock_guard lock(m_impl->mutex);
-  m_impl->history[prompt_id] = entry;
+  m_impl->store_history(prompt_id, entry);
 }
 
 void ComfyFake::hold_queue(bool hold) {

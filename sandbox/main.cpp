@@ -24,7 +24,9 @@ int main(int argc, char** argv) {
   app.add_option("--provisioning-ms", provisioning_ms, "time a pod spends PROVISIONING");
   app.add_option("--starting-ms", starting_ms, "time a pod spends STARTING");
   bool with_comfy = false;
+  int comfy_step_ms = 20;
   app.add_flag("--comfy", with_comfy, "also run a ComfyUI fake, as if on the pod (its port is printed)");
+  app.add_option("--comfy-step-ms", comfy_step_ms, "time the fake's samplers take per step (default 20)");
   CLI11_PARSE(app, argc, argv);
 
   // The sandbox accepts any bearer token unless AUTOPOD_SANDBOX_KEY says which (kept out of argv).
@@ -58,6 +60,7 @@ int main(int argc, char** argv) {
   }
   sandbox::ComfyFake comfy;
   if (with_comfy) {
+    comfy.set_step_delay(std::chrono::milliseconds(comfy_step_ms));
     if (auto st = comfy.start(); !st) {
       std::cerr << st.error().describe() << "\n";
       return 1;

@@ -139,13 +139,7 @@ core::Status cmd_queue(Context& ctx, const Target& t) {
 }
 
 std::string outputs_summary(const json& entry) {
-  int files = 0;
-  json outputs = entry.value("outputs", json::object());
-  for (const auto& [node, ui] : outputs.items())
-    for (const auto& [key, list] : ui.items())
-      if (list.is_array())
-        for (const auto& f : list)
-          if (f.is_object() && f.contains("filename")) ++files;
+  auto files = comfy::output_files(entry).size();
   return std::to_string(files) + " file" + (files == 1 ? "" : "s");
 }
 
@@ -160,27 +154,38 @@ std::string status_of(const json& entry) {
 
 core::Status cmd_history(Context& ctx, const Target& t, const std::string& id, int max_items) {
   TRY_ASSIGN(auto client, client_for(ctx, t));
-  TRY_ASSIGN(auto history, client->history(id, max_items));
-  if (!id.empty() && history.empty())
-    return core::fail(ErrorCode::not_found, "no history for prompt " + id,
-                      "it may still be queued or running (autopod comfy queue), or unknown");
+  std::vector<std::pair<std::string, json>> entries;
+  if (id.empty()) {
+    TRY_ASSIGN(entries, client->history_list(max_items));
+  } else {
+    TRY_ASSIGN(auto one, client->history(id));
+    if (!one.contains(id))
+      return core::fail(ErrorCode::not_found, "no history for prompt " + id,
+                        "it may still be queued or running (autopod comfy queue), or unknown");
+    entries.emplace_back(id, one[id]);
+  }
   if (ctx.json()) {
-    print_json(id.empty() ? history : history[id]);
+    if (!id.empty()) {
+      print_json(entries[0].second);
+      return {};
+    }
+    json list = json::array();
+    for (const auto& [pid, entry] : entries)
+      list.push_back({{"prompt_id", pid}, {"status", status_of(entry)},
+                      {"files", comfy::output_files(entry).size()}, {"entry", entry}});
+    print_json({{"history", list}});
     return {};
   }
+  // Oldest first, as the server keeps them: the newest run is the last line.
   std::vector<std::vector<std::string>> rows = {{"PROMPT ID", "STATUS", "OUTPUTS"}};
-  for (const auto& [pid, entry] : history.items())
-    rows.push_back({pid, status_of(entry), outputs_summary(entry)});
+  for (const auto& [pid, entry] : entries) rows.push_back({pid, status_of(entry), outputs_summary(entry)});
   print_table(rows);
-  json outputs = id.empty() ? json::object() : history[id].value("outputs", json::object());
-  for (const auto& [node, ui] : outputs.items())
-      for (const auto& [key, list] : ui.items())
-        if (list.is_array())
-          for (const auto& f : list)
-            if (f.is_object() && f.contains("filename"))
-              std::cout << "  node " << node << ": " << f.value("subfolder", "")
-                        << (f.value("subfolder", "").empty() ? "" : "/") << f["filename"].get<std::string>()
-                        << " (" << f.value("type", "output") << ")\n";
+  if (!id.empty())
+    for (const auto& f : comfy::output_files(entries[0].second)) {
+      std::string sub = f.value("subfolder", "");
+      std::cout << "  node " << f["node"].get<std::string>() << ": " << sub << (sub.empty() ? "" : "/")
+                << f["filename"].get<std::string>() << " (" << f.value("type", "output") << ")\n";
+    }
   return {};
 }
 

@@ -417,6 +417,11 @@ TEST_F(ComfyRun, CountQueuesRunsWithVariedSeedsAndFollowsThemAll) {
     EXPECT_EQ(sub[static_cast<std::size_t>(i)]["prompt"]["3"]["inputs"]["seed"], 156680208700286ull + static_cast<unsigned>(i));
   }
   EXPECT_EQ(sub[0]["client_id"], sub[2]["client_id"]);  // one socket for all
+  auto list = http->history_list(2);  // the newest two, in completion order
+  ASSERT_TRUE(list);
+  ASSERT_EQ(list->size(), 2u);
+  EXPECT_EQ((*list)[0].first, (*r)[1].state.prompt_id);
+  EXPECT_EQ((*list)[1].first, (*r)[2].state.prompt_id);
   EXPECT_EQ(fake.websocket_connections(), 1);
   req.count = 2;
   req.random_seed = true;
