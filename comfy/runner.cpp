@@ -284,7 +284,8 @@ class Runner {
     m_backoff = std::chrono::milliseconds(250);
     m_last_frame = m_last_pong = Clock::now();
     if (m_connects > 1) {
-      m_display.message("reconnected to comfyui's event stream");
+      if (!m_quiet_reconnect) m_display.message("reconnected to comfyui's event stream");
+      m_quiet_reconnect = false;
       m_reconcile_due = true;  // events sent while we were away are not replayed
     }
     read(conn);
@@ -363,6 +364,7 @@ class Runner {
   }
 
   void on_event(const Event& e) {
+    if (e.type == EventType::status && e.queue_remaining >= 0) m_status_remaining = e.queue_remaining;
     Run* run = run_for(e);
     if (!run) {
       if (e.type == EventType::status && !m_runs.empty()) m_display.event(m_runs.front().state, e);
@@ -404,30 +406,42 @@ class Runner {
     if (m_reconcile_due || outcome_without_end || (silent && now - m_last_reconcile >= m_request.watchdog)) {
       m_reconcile_due = false;
       m_last_reconcile = now;
-      bool still_running = reconcile();
-      // Silent while our prompt runs: the socket may have been silenced by the server (an older
-      // socket with our id closing). A fresh connection registers again.
-      if (open && still_running && now - m_last_frame >= m_request.watchdog * 2) {
-        core::logger("comfy")->info("no events for {} ms while a prompt runs; reconnecting",
+      auto seen = reconcile();
+      m_missed = seen.missed_status ? m_missed + 1 : 0;
+      // The server can silence a socket that stays open (an older socket with our id closing,
+      // §4.1). Signs: the queue changed twice running without the `status` broadcast that
+      // accompanies every change, or nothing at all for ten watchdog periods while ours runs
+      // (a long model load is quiet too, so that wait is long). A fresh connection registers again.
+      if (open && (m_missed >= 2 || (seen.ours_running && now - m_last_frame >= m_request.watchdog * 10))) {
+        core::logger("comfy")->info("the event stream looks silenced ({} ms quiet); reconnecting",
                                     std::chrono::duration_cast<std::chrono::milliseconds>(now - m_last_frame).count());
+        m_missed = 0;
+        m_quiet_reconnect = true;
         close_then_reconnect();
         m_last_frame = Clock::now();
       }
     }
   }
 
-  // Asks /history and /queue about every unfinished run. True when one of ours is executing.
-  bool reconcile() {
+  struct Seen {
+    bool ours_running = false;   // one of our prompts is executing
+    bool missed_status = false;  // the queue's length is not what the last status frame said
+  };
+
+  // Asks /history and /queue about every unfinished run.
+  Seen reconcile() {
+    Seen seen;
     auto queue = m_http.queue();
     if (!queue) {
       core::logger("comfy")->info("watchdog: {}", queue.error().message);
-      return false;
+      return seen;
     }
+    int total = static_cast<int>(queue->running.size() + queue->pending.size());
+    seen.missed_status = m_status_remaining >= 0 && total != m_status_remaining;
     std::set<std::string> queued;
     std::string running;
     for (const auto& i : queue->running) queued.insert(running = i.prompt_id);
     for (const auto& i : queue->pending) queued.insert(i.prompt_id);
-    bool ours_running = false;
     for (auto& run : m_runs) {
       if (run.finalizing || run.finalized) continue;
       auto h = m_http.history(run.state.prompt_id);
@@ -440,7 +454,7 @@ class Runner {
       }
       if (queued.count(run.state.prompt_id)) {
         run.lost_checks = 0;
-        if (run.state.prompt_id == running) ours_running = true;
+        if (run.state.prompt_id == running) seen.ours_running = true;
         continue;
       }
       // Neither queued nor in history: cleared from the queue, or the server restarted. Asked
@@ -456,7 +470,7 @@ class Runner {
         m_reconcile_due = true;
       }
     }
-    return ours_running;
+    return seen;
   }
 
   static void apply_history(RunState& s, const json& entry) {
@@ -594,6 +608,9 @@ class Runner {
   std::chrono::milliseconds m_backoff{250};
   Clock::time_point m_start{}, m_last_frame{}, m_last_pong{}, m_last_reconcile{};
   bool m_reconcile_due = false;
+  int m_status_remaining = -1;  // queue_remaining of the last status frame
+  int m_missed = 0;             // watchdog rounds in a row that found a status frame missing
+  bool m_quiet_reconnect = false;
 
   std::vector<Run> m_runs;
   std::map<std::string, std::size_t> m_index;

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <optional>
-#include <regex>
 #include <set>
 
 #include "core/fs.hpp"
@@ -308,16 +307,38 @@ core::Result<json> ui_to_api(const json& ui, const json& object_info) {
 
 namespace {
 
+bool all_digits(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c); });
+}
+
+// -?DIGITS
+bool is_int(std::string_view s) { return all_digits(s.substr(!s.empty() && s[0] == '-' ? 1 : 0)); }
+
+// -?(D+.D*|.D+|D+)([eE][-+]?D+)? with at least a dot or an exponent
+bool is_float(std::string_view s) {
+  if (!s.empty() && s[0] == '-') s.remove_prefix(1);
+  auto e = s.find_first_of("eE");
+  std::string_view mantissa = s.substr(0, e), exponent = e == std::string_view::npos ? "" : s.substr(e + 1);
+  if (e != std::string_view::npos) {
+    if (!exponent.empty() && (exponent[0] == '+' || exponent[0] == '-')) exponent.remove_prefix(1);
+    if (!all_digits(exponent)) return false;
+  }
+  auto dot = mantissa.find('.');
+  if (dot == std::string_view::npos) return e != std::string_view::npos && all_digits(mantissa);
+  std::string_view whole = mantissa.substr(0, dot), frac = mantissa.substr(dot + 1);
+  if (whole.empty() && frac.empty()) return false;
+  return (whole.empty() || all_digits(whole)) && (frac.empty() || all_digits(frac));
+}
+
 json typed_value(const std::string& text) {
-  static const std::regex k_int(R"(-?\d+)"), k_float(R"(-?(\d+\.\d*|\.\d+|\d+)([eE][-+]?\d+)?)");
-  if (std::regex_match(text, k_int)) {
+  if (is_int(text)) {
     try {
       if (text[0] == '-') return std::stoll(text);
       return std::stoull(text);
     } catch (const std::out_of_range&) {
     }
   }
-  if (std::regex_match(text, k_float)) return std::stod(text);
+  if (is_float(text)) return std::stod(text);
   if (text == "true" || text == "false") return text == "true";
   if (!text.empty() && (text[0] == '{' || text[0] == '[' || text[0] == '"' || text == "null")) {
     json j = json::parse(text, nullptr, false);

@@ -500,8 +500,11 @@ TEST_F(ComfyRun, ASocketSilencedByAnOlderSocketClosingIsNoticed) {
   // §4.1: a second socket with the same client id takes over the sid; when it closes, the server
   // removes the sid and the runner's socket hears nothing more, while staying open.
   fake.hold_queue(true);
+  fake.set_step_delay(std::chrono::milliseconds(30));
+  req.prompt["3"]["inputs"]["steps"] = 60;
+  req.count = 2;
   display.on_message = [&](const std::string& line) {
-    if (line.find("queued run") == std::string::npos) return;
+    if (line.find("queued run 2/2") == std::string::npos) return;
     std::string cid = fake.submitted().at(0)["client_id"];
     {
       RawSocket other(fake.port(), cid);
@@ -512,8 +515,15 @@ TEST_F(ComfyRun, ASocketSilencedByAnOlderSocketClosingIsNoticed) {
   };
   auto r = run();
   ASSERT_TRUE(r) << r.error().message;
-  EXPECT_EQ((*r)[0].state.outcome, comfy::Outcome::success);
-  EXPECT_EQ((*r)[0].files.size(), 1u);
+  for (const auto& x : *r) {
+    EXPECT_EQ(x.state.outcome, comfy::Outcome::success);
+    EXPECT_EQ(x.files.size(), 1u);
+  }
+  // Run 1 ended unheard (found through /history); the missing status frames gave the silencing
+  // away, and after a fresh connection run 2's progress was seen again.
+  EXPECT_EQ(fake.websocket_connections(), 3);  // ours, the intruder's, ours again
+  EXPECT_GT(std::count(display.events.begin(), display.events.end(), "progress"), 0);
+  EXPECT_EQ(display.events.back(), "executing");
 }
 
 TEST_F(ComfyRun, SuccessBeforeTheHistoryIsWrittenStillFindsTheOutputs) {
@@ -653,6 +663,12 @@ TEST(ComfyWorkflowFiles, SetTypesValuesAndFindsNodesByIdOrTitle) {
   EXPECT_EQ(p["6"]["inputs"]["text"], "a cat, 4k");
   EXPECT_EQ(p["3"]["inputs"]["denoise"], 0.1);
   EXPECT_EQ(p["3"]["inputs"]["seed"], 18446744073709551615ull);
+  for (auto [text, want] : std::vector<std::pair<std::string, json>>{
+           {"-3", -3}, {"1.", 1.0}, {".5", 0.5}, {"2E3", 2000.0}, {"1.2.3", "1.2.3"}, {"1e", "1e"},
+           {"-", "-"}, {".", "."}, {"true", true}, {"[1, 2]", json::array({1, 2})}, {"nan", "nan"}}) {
+    ASSERT_TRUE(comfy::apply_set(p, "9.filename_prefix=" + text));
+    EXPECT_EQ(p["9"]["inputs"]["filename_prefix"], want) << text;
+  }
   ASSERT_TRUE(comfy::apply_set(p, "9.filename_prefix=\"007\""));  // quoted: stays a string
   EXPECT_EQ(p["9"]["inputs"]["filename_prefix"], "007");
   auto missing = comfy::apply_set(p, "3.sed=1");
