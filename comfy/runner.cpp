@@ -253,8 +253,9 @@ class Runner {
         req.set(beast::http::field::user_agent, "autopod/0.1");
       }));
       conn->ws.read_message_max(64ull << 20);
-      conn->ws.control_callback([this, conn](websocket::frame_type kind, beast::string_view) {
-        if (kind == websocket::frame_type::pong && conn == m_conn) m_last_pong = Clock::now();
+      // The stream keeps this callback: a raw pointer, or the connection would own itself.
+      conn->ws.control_callback([this, raw = conn.get()](websocket::frame_type kind, beast::string_view) {
+        if (kind == websocket::frame_type::pong && raw == m_conn.get()) m_last_pong = Clock::now();
       });
       conn->ws.async_handshake(m_host_header, m_path_prefix + "/ws?clientId=" + m_client_id,
                                [this, conn](beast::error_code he) {

@@ -550,6 +550,17 @@ TEST_F(ComfyRun, AServerRestartMidRunEndsTheRunAsLostInsteadOfHanging) {
   EXPECT_TRUE(display.said("ComfyUI restarted"));
 }
 
+TEST_F(ComfyRun, SlowAnswersAndPreviewFramesDoNotDisturbARun) {
+  fake.delay_answers(std::chrono::milliseconds(150));  // every HTTP answer: submit, history, view
+  fake.set_previews(true);
+  req.prompt["3"]["inputs"]["steps"] = 3;
+  auto r = run();
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ((*r)[0].state.outcome, comfy::Outcome::success);
+  EXPECT_EQ((*r)[0].files.size(), 1u);
+  EXPECT_EQ(std::count(display.events.begin(), display.events.end(), "preview"), 3);  // type 1, no prompt id
+}
+
 TEST_F(ComfyRun, TimeoutBoundsARunThatNeverStarts) {
   fake.hold_queue(true);
   req.timeout = std::chrono::milliseconds(500);
