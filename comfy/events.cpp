@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <memory>
 
@@ -253,8 +254,6 @@ std::string format_duration(Clock::duration d) {
 
 namespace {
 
-std::string short_id(const std::string& id) { return id.substr(0, 8); }
-
 std::string node_label(const RunState& run, const std::string& id) {
   const NodeInfo* n = run.node(id);
   if (!n) return "#" + id;
@@ -299,39 +298,58 @@ namespace {
 
 std::string error_summary(const RunState& run) { return describe_failure(run); }
 
+// A number as the server sent it: steps are integers, so no float formatting for them.
+void append_number(std::string& out, double v) {
+  char buf[32];
+  double whole = 0;
+  if (std::modf(v, &whole) == 0.0 && std::fabs(v) < 1e15) {
+    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, static_cast<long long>(whole));
+    out.append(buf, end);
+  } else {
+    out.append(buf, static_cast<std::size_t>(std::snprintf(buf, sizeof buf, "%g", v)));
+  }
+}
+
+// One line per event. Kept cheap (it runs for every sampler step): the line buffer is reused,
+// node labels and the elapsed-time text are cached, numbers avoid printf where they can.
 class PlainDisplay : public Display {
  public:
   explicit PlainDisplay(std::FILE* out) : m_out(out) {}
 
   void event(const RunState& run, const Event& e) override {
-    std::string what;
-    char buf[160];
+    std::string& line = m_line;
+    line.clear();
+    prefix(run);
     switch (e.type) {
-      case EventType::execution_start: what = "started"; break;
+      case EventType::execution_start: line += "started"; break;
       case EventType::execution_cached:
-        what = "cached " + std::to_string(e.data.contains("nodes") ? e.data["nodes"].size() : 0) + " nodes";
+        line += "cached ";
+        append_number(line, static_cast<double>(e.data.contains("nodes") ? e.data["nodes"].size() : 0));
+        line += " nodes";
         break;
       case EventType::executing:
         if (e.done) return;
-        what = "executing " + node_label(run, e.node);
+        line += "executing ";
+        line += label(run, e.node);
         break;
       case EventType::progress:
-        std::snprintf(buf, sizeof buf, "step %g/%g", e.value, e.max);
-        what = std::string(buf) + " " + node_label(run, e.node);
+        line += "step ";
+        append_number(line, e.value);
+        line += '/';
+        append_number(line, e.max);
+        line += ' ';
+        line += label(run, e.node);
         break;
-      case EventType::executed: what = "executed " + node_label(run, e.node); break;
-      case EventType::text: what = "text from " + node_label(run, e.node) + ": " + e.text; break;
-      case EventType::preview: what = "preview image from " + node_label(run, e.node.empty() ? run.current : e.node); break;
-      case EventType::execution_success: what = "success"; break;
-      case EventType::execution_error: what = "error: " + error_summary(run); break;
-      case EventType::execution_interrupted: what = "interrupted: " + error_summary(run); break;
+      case EventType::executed: line += "executed " + label(run, e.node); break;
+      case EventType::text: line += "text from " + label(run, e.node) + ": " + e.text; break;
+      case EventType::preview: line += "preview image from " + label(run, e.node.empty() ? run.current : e.node); break;
+      case EventType::execution_success: line += "success"; break;
+      case EventType::execution_error: line += "error: " + error_summary(run); break;
+      case EventType::execution_interrupted: line += "interrupted: " + error_summary(run); break;
       default: return;  // status, progress_state (the twin of progress), unknown types
     }
-    std::snprintf(buf, sizeof buf, "[%s] run %d/%d %s %3.0f%% ", format_duration(Clock::now() - origin(run)).c_str(),
-                  run.index, run.count, short_id(run.prompt_id).c_str(), run.fraction() * 100);
-    std::fputs(buf, m_out);
-    std::fputs(what.c_str(), m_out);
-    std::fputc('\n', m_out);
+    line += '\n';
+    std::fwrite(line.data(), 1, line.size(), m_out);
   }
 
   void message(const std::string& line) override {
@@ -350,7 +368,38 @@ class PlainDisplay : public Display {
   }
 
  private:
+  // "[0:12] run 1/3 4f6c5a1e  57% "
+  void prefix(const RunState& run) {
+    auto secs = std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - origin(run)).count();
+    if (secs != m_secs) {
+      m_secs = secs;
+      m_elapsed = format_duration(std::chrono::seconds(secs));
+    }
+    m_line += '[';
+    m_line += m_elapsed;
+    m_line += "] run ";
+    append_number(m_line, run.index);
+    m_line += '/';
+    append_number(m_line, run.count);
+    m_line += ' ';
+    m_line.append(run.prompt_id, 0, 8);
+    long pct = std::lround(run.fraction() * 100);
+    m_line.append(pct < 10 ? "   " : pct < 100 ? "  " : " ");
+    append_number(m_line, static_cast<double>(pct));
+    m_line += "% ";
+  }
+
+  const std::string& label(const RunState& run, const std::string& id) {
+    auto it = m_labels.find(id);
+    if (it == m_labels.end()) it = m_labels.emplace(id, node_label(run, id)).first;
+    return it->second;
+  }
+
   std::FILE* m_out;
+  std::string m_line;
+  std::map<std::string, std::string> m_labels;  // node id -> "#3 KSampler"
+  long long m_secs = -1;
+  std::string m_elapsed;
 };
 
 class LiveDisplay : public Display {
