@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "comfy/json_fields.hpp"
 #include "core/fs.hpp"
 #include "core/log.hpp"
 
@@ -22,10 +23,7 @@ std::uint64_t bytes(const json& j, const char* key) {
   return it != j.end() && it->is_number() ? it->get<std::uint64_t>() : 0;
 }
 
-std::string text(const json& j, const char* key) {
-  auto it = j.find(key);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
+using fields::str;
 
 QueueItem parse_item(const json& item) {
   // [number, prompt_id, prompt, extra_data, outputs_to_execute]; later versions may add more.
@@ -34,7 +32,7 @@ QueueItem parse_item(const json& item) {
   q.number = item[0].get<double>();
   q.prompt_id = item[1].get<std::string>();
   q.node_count = item[2].is_object() ? static_cast<int>(item[2].size()) : 0;
-  if (item[3].is_object()) q.client_id = text(item[3], "client_id");
+  if (item[3].is_object()) q.client_id = str(item[3], "client_id");
   return q;
 }
 
@@ -47,15 +45,15 @@ core::Result<SystemStats> parse_system_stats(const json& body) {
   const auto& sys = body["system"];
   SystemStats s;
   // Version fields arrived over time (2025-01 and later): all optional.
-  s.comfyui_version = text(sys, "comfyui_version");
-  s.python_version = text(sys, "python_version");
-  s.pytorch_version = text(sys, "pytorch_version");
-  s.os = text(sys, "os");
+  s.comfyui_version = str(sys, "comfyui_version");
+  s.python_version = str(sys, "python_version");
+  s.pytorch_version = str(sys, "pytorch_version");
+  s.os = str(sys, "os");
   s.ram_total = bytes(sys, "ram_total");
   s.ram_free = bytes(sys, "ram_free");
   if (auto d = body.find("devices"); d != body.end() && d->is_array())
     for (const auto& dev : *d)
-      s.devices.push_back({text(dev, "name"), text(dev, "type"), bytes(dev, "vram_total"),
+      s.devices.push_back({str(dev, "name"), str(dev, "type"), bytes(dev, "vram_total"),
                            bytes(dev, "vram_free")});
   return s;
 }
@@ -79,6 +77,17 @@ ComfyClient::ComfyClient(std::string base_url, std::unique_ptr<core::HttpTranspo
   while (!m_base.empty() && m_base.back() == '/') m_base.pop_back();
 }
 
+core::Result<core::HttpResponse> ComfyClient::send(const core::HttpRequest& req) {
+  auto r = m_transport->send(req);
+  if (!r) {
+    auto e = std::move(r).error();
+    e.message = "comfyui not reachable: " + e.message;
+    e.hint = "is ComfyUI running on the pod, and the tunnel up? autopod tunnel list";
+    return fail(e);
+  }
+  return r;
+}
+
 core::Result<core::HttpResponse> ComfyClient::request(const std::string& method,
                                                       const std::string& path,
                                                       const std::string& body) {
@@ -90,23 +99,17 @@ core::Result<core::HttpResponse> ComfyClient::request(const std::string& method,
     req.body = body.empty() ? "{}" : body;
     req.headers.emplace_back("Content-Type", "application/json");
   }
-  auto r = m_transport->send(req);
+  TRY_ASSIGN(auto r, send(req));
   std::string where = method + " " + core::redact_url(req.url);
-  if (!r) {
-    auto e = std::move(r).error();
-    e.message = "comfyui not reachable: " + e.message;
-    e.hint = "is ComfyUI running on the pod, and the tunnel up? autopod tunnel list";
-    return fail(e);
-  }
-  if (r->status >= 200 && r->status < 300) return r;
+  if (r.status >= 200 && r.status < 300) return r;
   core::Error e;
-  e.http_status = r->status;
-  e.code = r->status >= 500 ? ErrorCode::remote : ErrorCode::protocol;
-  e.message = "comfyui answered " + where + " with http " + std::to_string(r->status) +
-              (r->body.empty() ? "" : ": " + r->body.substr(0, 300));
-  if (r->status == 403 && r->body.empty())
+  e.http_status = r.status;
+  e.code = r.status >= 500 ? ErrorCode::remote : ErrorCode::protocol;
+  e.message = "comfyui answered " + where + " with http " + std::to_string(r.status) +
+              (r.body.empty() ? "" : ": " + r.body.substr(0, 300));
+  if (r.status == 403 && r.body.empty())
     e.hint = "ComfyUI's origin check refused the request; a proxy may be adding an Origin header";
-  else if (r->status == 404)
+  else if (r.status == 404)
     e.hint = "this path does not exist on that server: is it ComfyUI?";
   return fail(e);
 }
@@ -239,22 +242,22 @@ std::string format_prompt_errors(const json& body) {
     if (e.is_string()) {
       out = e.get<std::string>();  // servers before 0.3.28: "error": "no prompt"
     } else if (e.is_object()) {
-      out = text(e, "message");
-      std::string details = text(e, "details");
+      out = str(e, "message");
+      std::string details = str(e, "details");
       if (!details.empty() && details != out) out += " (" + details + ")";
     }
   }
   if (auto ne = body.find("node_errors"); ne != body.end() && ne->is_object()) {
     for (const auto& [node, entry] : ne->items()) {
-      std::string cls = text(entry, "class_type");
+      std::string cls = str(entry, "class_type");
       auto errors = entry.find("errors");
       if (errors == entry.end() || !errors->is_array()) continue;
       for (const auto& err : *errors) {
         std::string input;
-        if (auto x = err.find("extra_info"); x != err.end() && x->is_object()) input = text(*x, "input_name");
+        if (auto x = err.find("extra_info"); x != err.end() && x->is_object()) input = str(*x, "input_name");
         out += "\n  node " + node + (cls.empty() ? "" : " (" + cls + ")") +
-               (input.empty() ? "" : " input " + input) + ": " + text(err, "message");
-        std::string details = text(err, "details");
+               (input.empty() ? "" : " input " + input) + ": " + str(err, "message");
+        std::string details = str(err, "details");
         if (!details.empty() && details != input) out += ": " + details;
       }
     }
@@ -283,7 +286,7 @@ std::vector<json> output_files(const json& entry) {
 
 std::filesystem::path local_output_path(const std::filesystem::path& dir, const json& ref) {
   std::filesystem::path out = dir;
-  std::string sub = text(ref, "subfolder");
+  std::string sub = str(ref, "subfolder");
   std::string part;
   auto flush = [&] {
     std::string c = clean_component(part);
@@ -295,7 +298,7 @@ std::filesystem::path local_output_path(const std::filesystem::path& dir, const 
     else part += c;
   }
   flush();
-  std::string name = text(ref, "filename");
+  std::string name = str(ref, "filename");
   auto slash = name.find_last_of("/\\");
   if (slash != std::string::npos) name = name.substr(slash + 1);
   name = clean_component(name);
@@ -320,24 +323,18 @@ core::Result<Submitted> ComfyClient::submit(const json& prompt, const std::strin
   req.headers.emplace_back("Content-Type", "application/json");
   // Not re-sent on a dead kept-alive connection: a prompt must not be queued twice.
   req.fresh_connection = true;
-  auto r = m_transport->send(req);
-  if (!r) {
-    auto e = std::move(r).error();
-    e.message = "comfyui not reachable: " + e.message;
-    e.hint = "is ComfyUI running on the pod, and the tunnel up? autopod tunnel list";
-    return fail(e);
-  }
-  json answer = json::parse(r->body, nullptr, false);
-  if (r->status == 400 && answer.is_object())
+  TRY_ASSIGN(auto r, send(req));
+  json answer = json::parse(r.body, nullptr, false);
+  if (r.status == 400 && answer.is_object())
     return fail(ErrorCode::invalid_argument, "comfyui rejected the workflow: " + format_prompt_errors(answer),
                 "fix the inputs named above (autopod comfy run --set NODE.INPUT=VALUE changes one)");
-  if (r->status != 200 || !answer.is_object() || !answer.contains("prompt_id")) {
+  if (r.status != 200 || !answer.is_object() || !answer.contains("prompt_id")) {
     core::Error e;
-    e.http_status = r->status;
-    e.code = r->status >= 500 ? ErrorCode::remote : ErrorCode::protocol;
-    e.message = "comfyui answered POST /prompt with http " + std::to_string(r->status) +
-                (r->body.empty() ? "" : ": " + r->body.substr(0, 300));
-    if (r->status == 500)
+    e.http_status = r.status;
+    e.code = r.status >= 500 ? ErrorCode::remote : ErrorCode::protocol;
+    e.message = "comfyui answered POST /prompt with http " + std::to_string(r.status) +
+                (r.body.empty() ? "" : ": " + r.body.substr(0, 300));
+    if (r.status == 500)
       e.hint = "the server raised while reading the workflow: is it an API-format workflow?";
     return fail(e);
   }
@@ -373,13 +370,13 @@ core::Result<std::string> ComfyClient::upload(const std::filesystem::path& file)
   if (r->status != 200 || !answer.is_object() || !answer.contains("name"))
     return fail(ErrorCode::remote, "comfyui answered the upload of " + file.string() + " with http " +
                                        std::to_string(r->status) + (r->body.empty() ? "" : ": " + r->body.substr(0, 200)));
-  std::string sub = text(answer, "subfolder");
-  return sub.empty() ? text(answer, "name") : sub + "/" + text(answer, "name");
+  std::string sub = str(answer, "subfolder");
+  return sub.empty() ? str(answer, "name") : sub + "/" + str(answer, "name");
 }
 
 core::Status ComfyClient::download(const json& ref, const std::filesystem::path& dest) {
-  std::string url = m_base + "/view?filename=" + url_encode(text(ref, "filename")) +
-                    "&subfolder=" + url_encode(text(ref, "subfolder")) +
+  std::string url = m_base + "/view?filename=" + url_encode(str(ref, "filename")) +
+                    "&subfolder=" + url_encode(str(ref, "subfolder")) +
                     "&type=" + url_encode(ref.value("type", "output"));
   std::error_code ec;
   std::filesystem::create_directories(dest.parent_path(), ec);
@@ -402,8 +399,8 @@ core::Status ComfyClient::download(const json& ref, const std::filesystem::path&
   if (r->status != 200)
     return failed(core::make_error(
         r->status == 404 ? ErrorCode::not_found : ErrorCode::remote,
-        "comfyui answered GET /view for " + text(ref, "subfolder") + (text(ref, "subfolder").empty() ? "" : "/") +
-            text(ref, "filename") + " with http " + std::to_string(r->status),
+        "comfyui answered GET /view for " + str(ref, "subfolder") + (str(ref, "subfolder").empty() ? "" : "/") +
+            str(ref, "filename") + " with http " + std::to_string(r->status),
         r->status == 400 || r->status == 403 ? "the server refuses file names with .. or a subfolder outside its directory"
                                               : "temp files (previews) are wiped when ComfyUI restarts"));
   if (!flushed) return failed(core::make_error(ErrorCode::io, "cannot write " + part.string()));

@@ -109,6 +109,8 @@ class ComfyClient {
   const std::string& base_url() const { return m_base; }
 
  private:
+  // The transport's send; a transport failure says ComfyUI is not reachable and what to check.
+  core::Result<core::HttpResponse> send(const core::HttpRequest& req);
   core::Result<core::HttpResponse> request(const std::string& method, const std::string& path,
                                            const std::string& body = {});
   core::Result<nlohmann::json> get_json(const std::string& path);

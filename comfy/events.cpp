@@ -7,6 +7,8 @@
 #include <cmath>
 #include <memory>
 
+#include "comfy/json_fields.hpp"
+
 namespace autopod::comfy {
 
 using core::ErrorCode;
@@ -47,15 +49,8 @@ const char* to_string(Outcome outcome) {
 
 namespace {
 
-std::string str(const json& j, const char* key) {
-  auto it = j.find(key);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
-
-double num(const json& j, const char* key) {
-  auto it = j.find(key);
-  return it != j.end() && it->is_number() ? it->get<double>() : 0.0;
-}
+using fields::num;
+using fields::str;
 
 std::uint32_t be32(std::string_view s, std::size_t at) {
   auto b = [&](std::size_t i) { return static_cast<std::uint32_t>(static_cast<unsigned char>(s[at + i])); };
@@ -296,7 +291,11 @@ std::string describe_failure(const RunState& run) {
 
 namespace {
 
-std::string error_summary(const RunState& run) { return describe_failure(run); }
+// "run 1/3 <prompt id>: success in 0:12", when a run has ended.
+std::string summary_line(const RunState& run) {
+  return "run " + std::to_string(run.index) + "/" + std::to_string(run.count) + " " + run.prompt_id + ": " +
+         to_string(run.outcome) + " in " + format_duration(Clock::now() - origin(run));
+}
 
 // A number as the server sent it: steps are integers, so no float formatting for them.
 void append_number(std::string& out, double v) {
@@ -344,8 +343,8 @@ class PlainDisplay : public Display {
       case EventType::text: line += "text from " + label(run, e.node) + ": " + e.text; break;
       case EventType::preview: line += "preview image from " + label(run, e.node.empty() ? run.current : e.node); break;
       case EventType::execution_success: line += "success"; break;
-      case EventType::execution_error: line += "error: " + error_summary(run); break;
-      case EventType::execution_interrupted: line += "interrupted: " + error_summary(run); break;
+      case EventType::execution_error: line += "error: " + describe_failure(run); break;
+      case EventType::execution_interrupted: line += "interrupted: " + describe_failure(run); break;
       default: return;  // status, progress_state (the twin of progress), unknown types
     }
     line += '\n';
@@ -360,12 +359,7 @@ class PlainDisplay : public Display {
 
   void saved(const RunState&, const std::string& path) override { message("saved " + path); }
 
-  void finished(const RunState& run) override {
-    std::string line = "run " + std::to_string(run.index) + "/" + std::to_string(run.count) + " " +
-                       run.prompt_id + ": " + to_string(run.outcome) + " in " +
-                       format_duration(Clock::now() - origin(run));
-    message(line);
-  }
+  void finished(const RunState& run) override { message(summary_line(run)); }
 
  private:
   // "[0:12] run 1/3 4f6c5a1e  57% "
@@ -409,7 +403,7 @@ class LiveDisplay : public Display {
 
   void event(const RunState& run, const Event& e) override {
     if (e.type == EventType::execution_error || e.type == EventType::execution_interrupted) {
-      message((e.type == EventType::execution_error ? "error: " : "interrupted: ") + error_summary(run));
+      message((e.type == EventType::execution_error ? "error: " : "interrupted: ") + describe_failure(run));
       return;
     }
     if (e.type == EventType::text) {
@@ -435,8 +429,7 @@ class LiveDisplay : public Display {
 
   void finished(const RunState& run) override {
     if (m_run == &run) m_run = nullptr;
-    message("run " + std::to_string(run.index) + "/" + std::to_string(run.count) + " " + run.prompt_id +
-            ": " + to_string(run.outcome) + " in " + format_duration(Clock::now() - origin(run)));
+    message(summary_line(run));
   }
 
   void tick() override {

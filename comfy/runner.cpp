@@ -121,10 +121,7 @@ class Runner {
         if (m_connect_error) return fail(*m_connect_error);
         if (auto st = check_timeout(); !st) return fail(st.error());
         pump(std::chrono::milliseconds(50));
-        if (m_reconnect_pending && Clock::now() >= m_reconnect_at) {
-          m_reconnect_pending = false;
-          start_connect();
-        }
+        reconnect_when_due();
       }
     }
     if (m_request.wait) m_pool = std::make_unique<WorkerPool>(m_base, m_request.download_workers);
@@ -316,6 +313,12 @@ class Runner {
     });
   }
 
+  void reconnect_when_due() {
+    if (!m_reconnect_pending || Clock::now() < m_reconnect_at) return;
+    m_reconnect_pending = false;
+    start_connect();
+  }
+
   void schedule_reconnect() {
     m_reconnect_at = Clock::now() + m_backoff;
     m_backoff = std::min(m_backoff * 2, std::chrono::milliseconds(5000));
@@ -383,10 +386,7 @@ class Runner {
   void housekeeping() {
     auto now = Clock::now();
     m_display.tick();
-    if (m_reconnect_pending && now >= m_reconnect_at) {
-      m_reconnect_pending = false;
-      start_connect();
-    }
+    reconnect_when_due();
     auto conn = m_conn;
     bool open = conn && conn->open;
     // Ping when quiet (ComfyUI sends no heartbeat; idle proxies cut silent connections).

@@ -4,6 +4,7 @@
 #include <optional>
 #include <set>
 
+#include "comfy/json_fields.hpp"
 #include "core/fs.hpp"
 
 namespace autopod::comfy {
@@ -19,10 +20,7 @@ const char* k_export_hint =
     "open the workflow in ComfyUI and save it in API format (Workflow > Export (API)), then run "
     "that file";
 
-std::string str(const json& j, const char* key) {
-  auto it = j.find(key);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
+using fields::str;
 
 std::string id_text(const json& id) { return id.is_string() ? id.get<std::string>() : id.dump(); }
 
