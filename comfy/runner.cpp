@@ -19,6 +19,7 @@
 #include "core/clock.hpp"
 #include "core/http.hpp"
 #include "core/log.hpp"
+#include "core/random.hpp"
 
 namespace autopod::comfy {
 
@@ -33,14 +34,6 @@ using nlohmann::json;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string random_hex(std::size_t n) {
-  std::random_device rd;
-  std::mt19937_64 rng{(static_cast<std::uint64_t>(rd()) << 32) ^ rd()};
-  std::string s;
-  for (std::size_t i = 0; i < n; ++i) s += "0123456789abcdef"[rng() % 16];
-  return s;
-}
 
 // A fixed set of threads, each with its own HTTP client (own connection), for history reads
 // and downloads that must not stall the event loop.
@@ -108,7 +101,7 @@ class Runner {
         m_display(display),
         m_hooks(hooks),
         m_http(m_base, core::make_curl_transport(), core::system_clock()),
-        m_client_id("autopod-" + random_hex(16)) {}
+        m_client_id("autopod-" + core::random_hex(16)) {}
 
   core::Result<std::vector<RunResult>> run() {
     TRY(parse_url());

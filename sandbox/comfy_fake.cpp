@@ -5,12 +5,12 @@
 #include <fstream>
 #include <functional>
 #include <mutex>
-#include <random>
 #include <set>
 #include <sstream>
 #include <thread>
 
 #include "core/fs.hpp"
+#include "core/random.hpp"
 #include "sandbox/http_server.hpp"
 
 namespace autopod::sandbox {
@@ -174,13 +174,12 @@ long long now_ms() {
       .count();
 }
 
-std::string random_hex(std::size_t n) {
-  static std::mt19937_64 rng{std::random_device{}()};
-  static std::mutex m;
-  std::lock_guard lock(m);
-  std::string s;
-  for (std::size_t i = 0; i < n; ++i) s += "0123456789abcdef"[rng() % 16];
-  return s;
+using core::random_hex;
+
+// A 4-byte big-endian number, as ComfyUI's binary frames carry their type and lengths.
+std::string be32(std::uint32_t v) {
+  return std::string{static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8),
+                     static_cast<char>(v)};
 }
 
 std::string uuid4() {
@@ -428,10 +427,6 @@ struct ComfyFake::Impl {
   // it otherwise (and to every socket when the prompt has no client id).
   void send_preview(const std::string& cid, const std::string& prompt_id, const std::string& node,
                     bool before_progress) {
-    auto be32 = [](std::uint32_t v) {
-      return std::string{static_cast<char>(v >> 24), static_cast<char>(v >> 16),
-                         static_cast<char>(v >> 8), static_cast<char>(v)};
-    };
     if (cid.empty()) {  // without a cid every socket gets type 1
       if (!before_progress)
         for (auto& [sid, s] : sids) s->send_binary(be32(1) + be32(2) + k_png);
@@ -453,11 +448,7 @@ struct ComfyFake::Impl {
   }
 
   void send_text_frame(const std::string& node, const std::string& text) {
-    std::string frame{0, 0, 0, 3};
-    auto n = static_cast<std::uint32_t>(node.size());
-    frame += std::string{static_cast<char>(n >> 24), static_cast<char>(n >> 16),
-                         static_cast<char>(n >> 8), static_cast<char>(n)};
-    frame += node + text;
+    std::string frame = be32(3) + be32(static_cast<std::uint32_t>(node.size())) + node + text;
     for (auto& [sid, s] : sids) s->send_binary(frame);
   }
 

@@ -5,11 +5,11 @@
 
 #include <algorithm>
 #include <cstring>
-#include <random>
 
 #include "core/daemon.hpp"
 #include "core/fs.hpp"
 #include "core/log.hpp"
+#include "core/random.hpp"
 #include "core/state_file.hpp"
 #include "tunnel/tunnel.hpp"
 #include "tunnel/tunnel_state.hpp"
@@ -119,13 +119,7 @@ TunnelInfo info_from_json(const json& j) {
 
 namespace {
 
-std::string new_id() {
-  std::random_device rd;
-  std::uniform_int_distribution<int> d(0, 15);
-  std::string id = "t-";
-  for (int i = 0; i < 6; ++i) id += "0123456789abcdef"[d(rd)];
-  return id;
-}
+std::string new_id() { return "t-" + core::random_hex(6); }
 
 // What the daemon says over its control socket; nullopt when it does not answer in time.
 std::optional<json> ask_daemon(const std::filesystem::path& socket_path) {
