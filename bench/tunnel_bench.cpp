@@ -65,17 +65,9 @@ T must(core::Result<T> r, const char* what) {
 class Relay {
  public:
   Relay(int upstream_port, std::chrono::milliseconds delay) : m_up(upstream_port), m_delay(delay) {
-    m_fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int on = 1;
-    ::setsockopt(m_fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    ::bind(m_fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    ::listen(m_fd, 64);
-    ::getsockname(m_fd, reinterpret_cast<sockaddr*>(&a), &len);
-    m_port = ntohs(a.sin_port);
+    auto listener = must(sandbox::listen_loopback(64), "relay listen");
+    m_fd = listener.fd;
+    m_port = listener.port;
     std::thread([this] { accept_loop(); }).detach();
   }
   int port() const { return m_port; }

@@ -154,20 +154,9 @@ TcpTarget::~TcpTarget() {
 }
 
 core::Status TcpTarget::start() {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  int on = 1;
-  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd, 256) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    ::close(fd);
-    return fail(ErrorCode::io, std::string("target listen: ") + std::strerror(errno));
-  }
-  m_impl->listen_fd = fd;
-  m_impl->port = ntohs(addr.sin_port);
+  TRY_ASSIGN(auto listener, listen_loopback(256));
+  m_impl->listen_fd = listener.fd;
+  m_impl->port = listener.port;
   m_impl->acceptor = std::thread([impl = m_impl.get()] {
     for (;;) {
       int c = ::accept4(impl->listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
@@ -193,6 +182,24 @@ core::Status TcpTarget::start() {
 
 int TcpTarget::port() const { return m_impl->port; }
 std::uint64_t TcpTarget::connections() const { return m_impl->connections; }
+
+core::Result<Listener> listen_loopback(int backlog) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return fail(ErrorCode::io, std::string("listen: socket: ") + std::strerror(errno));
+  int on = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd, backlog) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    int e = errno;
+    ::close(fd);
+    return fail(ErrorCode::io, std::string("listen on 127.0.0.1: ") + std::strerror(e));
+  }
+  return Listener{fd, ntohs(addr.sin_port)};
+}
 
 int free_loopback_port() {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);

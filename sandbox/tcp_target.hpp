@@ -41,6 +41,13 @@ class TcpTarget {
 // A TCP port on 127.0.0.1 that was free at the time of the call.
 int free_loopback_port();
 
+struct Listener {
+  int fd = -1;
+  int port = 0;
+};
+// A listening socket on 127.0.0.1 on a port the kernel picks (SO_REUSEADDR, close-on-exec).
+core::Result<Listener> listen_loopback(int backlog);
+
 // Client helpers (blocking sockets): each returns an error when the bytes are not exact.
 core::Result<int> connect_tcp(int port);
 core::Status push_pattern(int port, std::uint64_t bytes, std::uint64_t seed);
