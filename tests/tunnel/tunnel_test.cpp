@@ -9,6 +9,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/websocket.hpp>
 #include <future>
+#include <set>
 #include <thread>
 
 #include "core/daemon.hpp"
@@ -367,9 +368,13 @@ TEST_F(Tunnel, EnsureReplacesATunnelToAnOldAddress) {
 }
 
 TEST_F(Tunnel, FiftyConcurrentStartsAndStopsKeepTheStateFileWhole) {
+  // Fifty distinct local ports, picked before the starts: picked concurrently, the kernel can
+  // hand two threads the same free port, and one start then fails on a port the other holds.
+  std::set<int> ports;
+  while (ports.size() < 50) ports.insert(testing::free_port());
   std::vector<std::future<core::Result<tunnel::TunnelInfo>>> starts;
-  for (int i = 0; i < 50; ++i)
-    starts.push_back(std::async(std::launch::async, [this] { return manager->start(spec()); }));
+  for (int port : ports)
+    starts.push_back(std::async(std::launch::async, [this, port] { return manager->start(spec(port)); }));
   std::vector<std::string> ids;
   for (auto& f : starts) {
     auto t = f.get();
