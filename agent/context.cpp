@@ -62,7 +62,7 @@ core::Result<providers::Provider*> Context::provider() {
 core::Result<providers::PodRecords*> Context::records() {
   if (!m_records) {
     TRY_ASSIGN(auto cfg, config());
-    m_records = std::make_unique<providers::PodRecords>(cfg->home / "pods.json");
+    m_records = std::make_unique<providers::PodRecords>(cfg->home.pods_json());
   }
   return m_records.get();
 }
@@ -79,7 +79,7 @@ core::Result<tunnel::TunnelManager*> Context::tunnels() {
       return core::fail(ErrorCode::not_found, daemon.string() + " is missing",
                         "install autopod-tunneld beside autopod (scripts/build puts both in build/bin)");
     m_tunnels = std::make_unique<tunnel::TunnelManager>(
-        cfg->home, std::vector<std::string>{daemon.string()});
+        cfg->home.root(), std::vector<std::string>{daemon.string()});
   }
   return m_tunnels.get();
 }

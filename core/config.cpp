@@ -74,7 +74,7 @@ class Reader {
 };
 
 Status parse_file(const std::string& text, Config& config) {
-  std::string file = config.config_file.string();
+  std::string file = config.home.config_file().string();
   YAML::Node root;
   try {
     root = YAML::Load(text);
@@ -174,28 +174,27 @@ std::string mask_secret(const std::string& secret) {
 Result<Config> load_config(const ConfigOverrides& overrides) {
   Config config;
   const char* env_home = std::getenv("AUTOPOD_HOME");
-  config.home = overrides.home ? *overrides.home
-                : (env_home && *env_home) ? std::string(env_home)
-                                          : default_home();
+  config.home = Home(overrides.home              ? *overrides.home
+                     : (env_home && *env_home) ? std::string(env_home)
+                                               : default_home());
   config.sources["home"] = overrides.home ? "flag" : (env_home && *env_home) ? "env AUTOPOD_HOME"
                                                                              : "default";
-  config.config_file = config.home / "config.yaml";
-  config.ssh_key = config.home / "id_ed25519";
-  config.plugin_dirs.push_back(config.home / "plugins");
+  config.ssh_key = config.home.default_ssh_key();
+  config.plugin_dirs.push_back(config.home.plugins());
 
-  auto text = read_file(config.config_file);
+  auto text = read_file(config.home.config_file());
   if (text) {
     TRY(parse_file(*text, config));
-    int mode = file_mode(config.config_file);
+    int mode = file_mode(config.home.config_file());
     if (mode >= 0 && (mode & 077) != 0)
-      config.warnings.push_back(config.config_file.string() + " is readable by others (mode " +
+      config.warnings.push_back(config.home.config_file().string() + " is readable by others (mode " +
                                 [&] {
                                   char buf[16];
                                   std::snprintf(buf, sizeof buf, "%04o", mode);
                                   return std::string(buf);
                                 }() +
                                 "); it may hold secrets: chmod 600 " +
-                                config.config_file.string());
+                                config.home.config_file().string());
   } else if (text.error().code != ErrorCode::not_found) {
     return fail(text.error());
   }
@@ -233,7 +232,7 @@ std::string render_config(const Config& c) {
     out << YAML::Key << key << YAML::Value << value << YAML::Comment(src(path));
   };
   out << YAML::BeginMap;
-  kv("home", "home", c.home.string());
+  kv("home", "home", c.home.root().string());
   kv("provider", "provider", c.provider);
   kv("log_level", "log_level", c.log_level);
   out << YAML::Key << "plugin_dirs" << YAML::Value << YAML::Flow << YAML::BeginSeq;

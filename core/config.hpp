@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "core/home.hpp"
 #include "core/result.hpp"
 
 namespace autopod::core {
@@ -39,13 +40,12 @@ struct PodDefaults {
 };
 
 struct Config {
-  std::filesystem::path home;         // AUTOPOD_HOME
-  std::filesystem::path config_file;  // home/config.yaml
+  Home home;  // AUTOPOD_HOME: every path under it
   std::string provider = "runpod";
   std::string log_level = "warn";
   std::string runpod_api_key;  // secret: never printed unmasked, never logged
   std::string runpod_api_url = "https://api.runpod.io";
-  std::filesystem::path ssh_key;  // default home/id_ed25519
+  std::filesystem::path ssh_key;  // default home.default_ssh_key()
   bool ssh_key_is_default = true;
   PodDefaults pod;
   std::map<std::string, HostConfig> hosts;

@@ -7,15 +7,10 @@
 #include <mutex>
 
 #include "core/log.hpp"
+#include "core/text.hpp"
 
 namespace autopod::core {
 namespace {
-
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s;
-}
 
 struct BodyTarget {
   CURL* curl;
@@ -50,7 +45,7 @@ size_t on_header(char* data, size_t size, size_t n, void* user) {
   }
   auto colon = line.find(':');
   if (colon == std::string::npos) return size * n;
-  std::string name = lower(line.substr(0, colon));
+  std::string name = lowercase(line.substr(0, colon));
   std::string value = line.substr(colon + 1);
   auto first = value.find_first_not_of(" \t");
   auto last = value.find_last_not_of(" \t\r\n");
@@ -129,7 +124,7 @@ class CurlTransport final : public HttpTransport {
 }  // namespace
 
 std::string HttpResponse::header(std::string_view name) const {
-  std::string wanted = lower(std::string(name));
+  std::string wanted = lowercase(std::string(name));
   for (const auto& [n, v] : headers)
     if (n == wanted) return v;
   return {};

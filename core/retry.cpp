@@ -10,10 +10,7 @@ std::chrono::milliseconds backoff_delay(const RetryPolicy& policy, int attempt,
   using std::chrono::milliseconds;
   if (error.retry_after_secs >= 0)
     return std::min(milliseconds(error.retry_after_secs * 1000L), policy.max_retry_after);
-  long long ceiling = policy.base.count() << std::min(attempt - 1, 20);
-  ceiling = std::min<long long>(ceiling, policy.max_delay.count());
-  std::uniform_int_distribution<long long> dist(ceiling / 2, ceiling);
-  return milliseconds(dist(rng));
+  return policy.backoff.delay(attempt, rng);
 }
 
 namespace {

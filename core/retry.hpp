@@ -5,6 +5,7 @@
 #include <functional>
 #include <random>
 
+#include "core/backoff.hpp"
 #include "core/clock.hpp"
 #include "core/result.hpp"
 
@@ -12,13 +13,12 @@ namespace autopod::core {
 
 struct RetryPolicy {
   int max_attempts = 5;                       // first try included
-  std::chrono::milliseconds base{500};        // first backoff ceiling
-  std::chrono::milliseconds max_delay{20000}; // backoff ceiling
+  BackoffSchedule backoff{std::chrono::milliseconds(500), std::chrono::milliseconds(20000)};
   std::chrono::milliseconds max_retry_after{120000};  // a longer Retry-After gives up
 };
 
 // How long to wait before attempt number `attempt` (1 = the first retry) after `error`.
-// Retry-After wins when present; otherwise a random delay in [base*2^(n-1)/2, base*2^(n-1)].
+// Retry-After wins when present (capped at max_retry_after); otherwise the backoff schedule.
 std::chrono::milliseconds backoff_delay(const RetryPolicy& policy, int attempt,
                                         const Error& error, std::mt19937& rng);
 

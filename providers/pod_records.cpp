@@ -3,6 +3,7 @@
 #include <ctime>
 
 #include "core/state_file.hpp"
+#include "core/text.hpp"
 
 namespace autopod::providers {
 
@@ -12,13 +13,6 @@ namespace {
 
 std::string key(const std::string& provider, const std::string& name) {
   return provider + "/" + name;
-}
-
-std::string now_iso() {
-  std::time_t t = std::time(nullptr);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-  return buf;
 }
 
 PodRecord from(const json& j) {
@@ -67,7 +61,7 @@ Result<std::optional<PodRecord>> PodRecords::find(const std::string& provider,
 Status PodRecords::put(PodRecord record) {
   record.spec.env.clear();
   record.spec.public_key.clear();
-  record.updated_at = now_iso();
+  record.updated_at = core::iso_time();
   json spec = record.spec;
   TRY(core::StateFile(m_file).update([&](json& doc) -> Status {
     auto& pods = doc["pods"];

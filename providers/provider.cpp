@@ -4,6 +4,8 @@
 
 #include "providers/provider.hpp"
 
+#include "core/text.hpp"
+
 namespace autopod::providers {
 
 std::string to_string(PodStatus status) {
@@ -20,9 +22,7 @@ std::string to_string(PodStatus status) {
 }
 
 PodStatus parse_pod_status(const std::string& text) {
-  std::string s = text;
-  std::transform(s.begin(), s.end(), s.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  std::string s = core::lowercase(text);
   for (auto st : {PodStatus::provisioning, PodStatus::starting, PodStatus::running,
                   PodStatus::exited, PodStatus::error, PodStatus::terminated})
     if (to_string(st) == s) return st;

@@ -13,6 +13,8 @@
 #include <set>
 #include <thread>
 
+#include "core/text.hpp"
+
 namespace autopod::sandbox {
 
 namespace asio = boost::asio;
@@ -160,10 +162,7 @@ struct HttpServer::Impl {
       ex.target = std::string(req.target());
       ex.path = ex.target.substr(0, ex.target.find('?'));
       for (const auto& field : req) {
-        std::string name(field.name_string());
-        std::transform(name.begin(), name.end(), name.begin(),
-                       [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-        ex.headers[name] = std::string(field.value());
+        ex.headers[core::lowercase(field.name_string())] = std::string(field.value());
       }
       ex.body = req.body();
       if (websocket.accept && websocket::is_upgrade(req)) {

@@ -8,6 +8,7 @@
 #include <set>
 #include <vector>
 
+#include "core/text.hpp"
 #include "sandbox/http_server.hpp"
 
 namespace autopod::sandbox {
@@ -48,13 +49,6 @@ struct DcInfo {
 const DcInfo k_dcs[] = {{"EU-RO-1", "Europe Romania 1", "EUROPE"},
                         {"US-KS-2", "US Kansas 2", "NORTH_AMERICA"},
                         {"CA-MTL-1", "Canada Montreal 1", "NORTH_AMERICA"}};
-
-std::string now_iso() {
-  std::time_t t = std::time(nullptr);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-  return buf;
-}
 
 HttpReply problem(int status, const std::string& title, const std::string& detail,
                   std::vector<std::string> errors = {}) {
@@ -133,7 +127,7 @@ struct RunpodSandbox::Impl {
     if (pod.status == "STARTING" && now - pod.phase_since >= options.starting_time) {
       pod.status = "RUNNING";
       pod.phase_since += options.starting_time;
-      pod.started_at = now_iso();
+      pod.started_at = core::iso_time();
     }
   }
 
@@ -316,7 +310,7 @@ struct RunpodSandbox::Impl {
     pod.id = new_id(14);
     pod.spec = b;
     pod.spec["dataCenterId"] = placed;
-    pod.spec["createdAt"] = now_iso();
+    pod.spec["createdAt"] = core::iso_time();
     pod.status = "PROVISIONING";
     pod.phase_since = Clock::now();
     pod.ssh_port = fresh_ssh_port();

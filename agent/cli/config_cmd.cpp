@@ -17,7 +17,7 @@ core::Status cmd_config_show(Context& ctx) {
                      {"comfy_port", h.comfy_port}, {"models_root", h.models_root}};
     std::vector<std::string> dirs;
     for (const auto& d : cfg->plugin_dirs) dirs.push_back(d.string());
-    print_json({{"home", cfg->home.string()},
+    print_json({{"home", cfg->home.root().string()},
                 {"provider", cfg->provider},
                 {"log_level", cfg->log_level},
                 {"plugin_dirs", dirs},
@@ -34,7 +34,7 @@ core::Status cmd_config_show(Context& ctx) {
                 {"sources", cfg->sources}});
     return {};
   }
-  std::cout << "# " << cfg->config_file.string() << " (each value's origin after #)\n"
+  std::cout << "# " << cfg->home.config_file().string() << " (each value's origin after #)\n"
             << core::render_config(*cfg);
   return {};
 }
@@ -46,13 +46,13 @@ core::Status cmd_config_init(Context& ctx, bool force, bool print_only) {
   }
   TRY_ASSIGN(auto cfg, ctx.config());
   std::error_code ec;
-  if (std::filesystem::exists(cfg->config_file, ec) && !force)
+  if (std::filesystem::exists(cfg->home.config_file(), ec) && !force)
     return core::fail(core::ErrorCode::invalid_argument,
-                      cfg->config_file.string() + " already exists",
+                      cfg->home.config_file().string() + " already exists",
                       "pass --force to replace it, or --print to see the example");
-  TRY(core::ensure_dir(cfg->home, 0700));
-  TRY(core::write_file_atomic(cfg->config_file, core::example_config(), 0600));
-  std::cerr << "wrote " << cfg->config_file.string() << " (mode 0600)\n";
+  TRY(core::ensure_dir(cfg->home.root(), 0700));
+  TRY(core::write_file_atomic(cfg->home.config_file(), core::example_config(), 0600));
+  std::cerr << "wrote " << cfg->home.config_file().string() << " (mode 0600)\n";
   return {};
 }
 

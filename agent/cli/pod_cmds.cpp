@@ -81,7 +81,7 @@ Result<PodSpec> build_spec(const core::Config& cfg, const ConnectFlags& f,
 
 std::vector<std::string> ssh_argv(const core::Config& cfg, const Pod& pod) {
   return {"ssh", "-i", ssh_key_for(cfg, pod).string(), "-p", std::to_string(pod.ssh->port), "-o",
-          "UserKnownHostsFile=" + (cfg.home / "known_hosts").string(), "-o",
+          "UserKnownHostsFile=" + cfg.home.known_hosts().string(), "-o",
           "StrictHostKeyChecking=accept-new", "-o", "IdentitiesOnly=yes",
           pod.ssh->user + "@" + pod.ssh->host};
 }

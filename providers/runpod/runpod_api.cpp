@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cctype>
 
+#include "core/text.hpp"
+
 namespace autopod::providers::runpod {
 
 using core::ErrorCode;
@@ -13,12 +15,6 @@ namespace {
 std::string str(const json& j, const char* key) {
   auto it = j.find(key);
   return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
-
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s;
 }
 
 double number(const json& j, const char* key) {
@@ -48,7 +44,7 @@ Pod pod_from_v2(const json& j) {
     p.gpu_type = str(*gpu, "id");
     p.gpu_count = gpu->value("count", 1);
   }
-  p.cloud = lower(str(j, "cloud"));
+  p.cloud = core::lowercase(str(j, "cloud"));
   p.data_center = str(j, "dataCenterId");
   p.cost_per_hr = number(j, "cost");
   if (auto mounts = j.find("mounts"); mounts != j.end() && mounts->is_object()) {
@@ -136,7 +132,7 @@ json create_volume_body(const VolumeSpec& spec) {
 }
 
 bool is_capacity_detail(const std::string& detail) {
-  std::string d = lower(detail);
+  std::string d = core::lowercase(detail);
   for (const char* needle : {"no longer any instances", "no instances", "capacity",
                              "not enough free gpu", "no available", "not available",
                              "unavailable", "out of stock", "could not be placed"})

@@ -5,6 +5,7 @@
 #include <random>
 
 #include "core/log.hpp"
+#include "core/text.hpp"
 #include "providers/runpod/runpod_api.hpp"
 
 namespace autopod::providers::runpod {
@@ -15,12 +16,6 @@ using core::HttpResponse;
 using nlohmann::json;
 
 namespace {
-
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s;
-}
 
 bool ambiguous(const core::Error& e) {
   // The request may or may not have been carried out.
@@ -292,7 +287,7 @@ class RunpodProvider final : public Provider {
     std::vector<std::string> ids;
     for (const auto& w : wanted) {
       auto it = std::find_if(catalog.begin(), catalog.end(), [&](const GpuType& g) {
-        return lower(g.id) == lower(w) || lower(g.name) == lower(w);
+        return core::lowercase(g.id) == core::lowercase(w) || core::lowercase(g.name) == core::lowercase(w);
       });
       if (it == catalog.end()) {
         std::string valid;

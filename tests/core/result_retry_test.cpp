@@ -49,8 +49,8 @@ TEST(Backoff, HonoursRetryAfterOverExponentialDelay) {
 
 TEST(Backoff, GrowsExponentiallyWithJitterAndIsBounded) {
   core::RetryPolicy policy;
-  policy.base = std::chrono::milliseconds(100);
-  policy.max_delay = std::chrono::milliseconds(1000);
+  policy.backoff.first = std::chrono::milliseconds(100);
+  policy.backoff.max = std::chrono::milliseconds(1000);
   std::mt19937 rng(1);
   auto e = core::make_error(ErrorCode::network, "reset");
   for (int attempt = 1; attempt <= 10; ++attempt) {
@@ -116,3 +116,14 @@ TEST(WithRetry, DoesNotWaitForARetryAfterBeyondTheBound) {
 
 }  // namespace
 }  // namespace autopod
+
+TEST(Backoff, WalksItsScheduleAndStartsOverAfterReset) {
+  core::Backoff b({std::chrono::milliseconds(250), std::chrono::milliseconds(1000), core::Jitter::none});
+  EXPECT_EQ(b.next(), std::chrono::milliseconds(250));
+  EXPECT_EQ(b.next(), std::chrono::milliseconds(500));
+  EXPECT_EQ(b.next(), std::chrono::milliseconds(1000));
+  EXPECT_EQ(b.next(), std::chrono::milliseconds(1000));
+  EXPECT_EQ(b.attempts(), 4);
+  b.reset();
+  EXPECT_EQ(b.next(), std::chrono::milliseconds(250));
+}

@@ -32,7 +32,7 @@ struct SandboxFixture : ::testing::Test {
     providers::runpod::RunpodOptions ro;
     ro.api_url = server->url();
     ro.api_key = key;
-    ro.retry.base = std::chrono::milliseconds(10);  // real sleeps: keep them short
+    ro.retry.backoff.first = std::chrono::milliseconds(10);  // real sleeps: keep them short
     return providers::runpod::make_runpod_provider(ro, core::make_curl_transport(),
                                                    core::system_clock());
   }
