@@ -162,7 +162,7 @@ struct HttpServer::Impl {
       ex.target = std::string(req.target());
       ex.path = ex.target.substr(0, ex.target.find('?'));
       for (const auto& field : req) {
-        ex.headers[core::lowercase(field.name_string())] = std::string(field.value());
+        ex.headers[core::lowercase(std::string(field.name_string()))] = std::string(field.value());
       }
       ex.body = req.body();
       if (websocket.accept && websocket::is_upgrade(req)) {

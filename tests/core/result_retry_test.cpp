@@ -118,7 +118,8 @@ TEST(WithRetry, DoesNotWaitForARetryAfterBeyondTheBound) {
 }  // namespace autopod
 
 TEST(Backoff, WalksItsScheduleAndStartsOverAfterReset) {
-  core::Backoff b({std::chrono::milliseconds(250), std::chrono::milliseconds(1000), core::Jitter::none});
+  autopod::core::Backoff b(
+      {std::chrono::milliseconds(250), std::chrono::milliseconds(1000), autopod::core::Jitter::none});
   EXPECT_EQ(b.next(), std::chrono::milliseconds(250));
   EXPECT_EQ(b.next(), std::chrono::milliseconds(500));
   EXPECT_EQ(b.next(), std::chrono::milliseconds(1000));
