@@ -23,6 +23,7 @@ int exit_code_for(const core::Error& error) {
     case ErrorCode::no_capacity: return k_exit_no_capacity;
     case ErrorCode::execution_failed: return k_exit_run_failed;
     case ErrorCode::interrupted: return k_exit_interrupted;
+    case ErrorCode::partial: return k_exit_partial;
     default: return k_exit_failure;
   }
 }

@@ -27,6 +27,7 @@ enum ExitCode : int {
   k_exit_no_capacity = 6,  // the cloud has no GPU for the request now; try later or elsewhere
   k_exit_run_failed = 7,   // comfy run: a node raised while the workflow ran
   k_exit_interrupted = 8,  // comfy run: the run was interrupted (or removed from the queue)
+  k_exit_partial = 9,      // comfy run: succeeded, but outputs that failed validation were dropped
 };
 
 int exit_code_for(const core::Error& error);

@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "comfy/events.hpp"
-#include "comfy/runner.hpp"
+#include "comfy/run.hpp"
 #include "sandbox/comfy_fake.hpp"
 
 namespace {
@@ -128,9 +128,9 @@ int main() {
     "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "a lighthouse", "clip": ["4", 1]}},
     "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
     "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "bench", "images": ["8", 0]}}})");
-  req.count = 100;
+  req.options.count = 100;
   char dir[] = "/tmp/autopod-bench-XXXXXX";
-  req.out_dir = ::mkdtemp(dir);
+  req.options.out_dir = ::mkdtemp(dir);
   std::mutex m;
   std::map<std::string, Clock::time_point> saved;
   autopod::comfy::RunHooks hooks;
@@ -141,7 +141,9 @@ int main() {
   std::FILE* devnull = std::fopen("/dev/null", "w");
   auto display = autopod::comfy::make_display(autopod::comfy::DisplayKind::plain, devnull);
   auto t0 = Clock::now();
-  auto results = autopod::comfy::run_workflow(fake.url(), req, *display, hooks);
+  auto client = autopod::comfy::ComfyClient::connect(fake.url(), autopod::core::make_curl_transport,
+                                                     autopod::core::system_clock());
+  auto results = autopod::comfy::run_workflow(*client, req, *display, hooks);
   auto total = Clock::now() - t0;
   std::fclose(devnull);
   if (!results) {
@@ -167,7 +169,7 @@ int main() {
               "p90 %.2f ms, max %.2f ms\n",
               pct(0.5), pct(0.5) / 50.0, pct(0.9), ms.back());
   std::error_code ec;
-  std::filesystem::remove_all(req.out_dir, ec);
+  std::filesystem::remove_all(req.options.out_dir, ec);
   // Memory: the heap must not grow; resident pages may move by a page as stdio and the allocator settle.
   bool pass = a.us_per_event <= 5.0 && a.heap_after_all - a.heap_after_1k <= 0 && pct(0.5) < 50.0 && ok == 100;
   std::printf("\n%s\n", pass ? "all targets met" : "TARGET MISSED");

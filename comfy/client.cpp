@@ -6,9 +6,12 @@
 #include <cerrno>
 #include <cstring>
 
+#include "comfy/hints.hpp"
 #include "comfy/json_fields.hpp"
+#include "core/backoff.hpp"
 #include "core/fs.hpp"
 #include "core/log.hpp"
+#include "core/text.hpp"
 
 namespace autopod::comfy {
 
@@ -37,6 +40,21 @@ QueueItem parse_item(const json& item) {
 }
 
 }  // namespace
+
+std::string refusal_hint(int status, bool empty_body) {
+  switch (status) {
+    case 401:
+    case 407:
+      return "something between autopod and ComfyUI asks for credentials (an authenticating "
+             "proxy); ComfyUI itself has none: use the tunnel's http://127.0.0.1:PORT";
+    case 403:
+      return empty_body ? "ComfyUI's origin check refused the request; a proxy may be adding an "
+                          "Origin header: use the tunnel's http://127.0.0.1:PORT directly"
+                        : "the server refused the request: is that ComfyUI?";
+    case 404: return "this path does not exist on that server: is it ComfyUI?";
+    default: return {};
+  }
+}
 
 core::Result<SystemStats> parse_system_stats(const json& body) {
   if (!body.is_object() || !body.contains("system") || !body["system"].is_object())
@@ -71,11 +89,25 @@ core::Result<QueueState> parse_queue(const json& body) {
   }
 }
 
-ComfyClient::ComfyClient(std::string base_url, std::unique_ptr<core::HttpTransport> transport,
-                         core::Clock& clock)
-    : m_base(std::move(base_url)), m_transport(std::move(transport)), m_clock(clock) {
-  while (!m_base.empty() && m_base.back() == '/') m_base.pop_back();
+core::Result<ComfyClient> ComfyClient::connect(const std::string& url, TransportFactory transports,
+                                               core::Clock& clock) {
+  TRY_ASSIGN(auto parsed, core::parse_url(url));
+  if (parsed.scheme != "http")
+    return fail(ErrorCode::invalid_argument, "comfyui url " + url + ": only http:// is supported",
+                "the tunnel serves http://127.0.0.1:PORT");
+  return ComfyClient(std::move(parsed), std::move(transports), clock);
 }
+
+ComfyClient::ComfyClient(core::Url url, TransportFactory transports, core::Clock& clock)
+    : m_url(std::move(url)),
+      m_transports(std::move(transports)),
+      m_transport(m_transports()),
+      m_clock(&clock) {
+  while (!m_url.path.empty() && m_url.path.back() == '/') m_url.path.pop_back();
+  m_base = m_url.origin() + m_url.path;
+}
+
+ComfyClient ComfyClient::another() const { return ComfyClient(m_url, m_transports, *m_clock); }
 
 core::Result<core::HttpResponse> ComfyClient::send(const core::HttpRequest& req) {
   auto r = m_transport->send(req);
@@ -90,11 +122,12 @@ core::Result<core::HttpResponse> ComfyClient::send(const core::HttpRequest& req)
 
 core::Result<core::HttpResponse> ComfyClient::request(const std::string& method,
                                                       const std::string& path,
-                                                      const std::string& body) {
+                                                      const std::string& body,
+                                                      std::chrono::milliseconds timeout) {
   core::HttpRequest req;
   req.method = method;
   req.url = m_base + path;
-  req.timeout = std::chrono::seconds(30);
+  req.timeout = timeout;
   if (!body.empty() || method == "POST") {
     req.body = body.empty() ? "{}" : body;
     req.headers.emplace_back("Content-Type", "application/json");
@@ -107,10 +140,7 @@ core::Result<core::HttpResponse> ComfyClient::request(const std::string& method,
   e.code = r.status >= 500 ? ErrorCode::remote : ErrorCode::protocol;
   e.message = "comfyui answered " + where + " with http " + std::to_string(r.status) +
               (r.body.empty() ? "" : ": " + r.body.substr(0, 300));
-  if (r.status == 403 && r.body.empty())
-    e.hint = "ComfyUI's origin check refused the request; a proxy may be adding an Origin header";
-  else if (r.status == 404)
-    e.hint = "this path does not exist on that server: is it ComfyUI?";
+  e.hint = refusal_hint(r.status, r.body.empty());
   return fail(e);
 }
 
@@ -129,25 +159,36 @@ core::Result<SystemStats> ComfyClient::system_stats() {
 }
 
 core::Result<SystemStats> ComfyClient::wait_ready(std::chrono::milliseconds timeout) {
-  auto deadline = m_clock.now() + timeout;
-  std::chrono::milliseconds delay{250};
+  using std::chrono::milliseconds;
+  auto start = m_clock->now();
+  auto deadline = start + timeout;
+  core::Backoff backoff({milliseconds(250), milliseconds(4000), core::Jitter::none});
   for (int attempt = 1;; ++attempt) {
-    auto stats = system_stats();
+    auto left = std::chrono::duration_cast<milliseconds>(deadline - m_clock->now());
+    auto answer = request("GET", "/system_stats", {}, std::clamp(left, milliseconds(1), k_request_timeout));
+    core::Result<SystemStats> stats = answer ? [&]() -> core::Result<SystemStats> {
+      auto body = json::parse(answer->body, nullptr, false);
+      if (body.is_discarded()) return fail(ErrorCode::protocol, "comfyui sent malformed JSON for GET /system_stats");
+      return parse_system_stats(body);
+    }() : core::Result<SystemStats>(fail(answer.error()));
     if (stats) return stats;
     // A 404 or a non-ComfyUI body will not get better by waiting.
     if (stats.error().code == ErrorCode::protocol && stats.error().http_status != 0 &&
         stats.error().http_status != 403)
       return stats;
-    if (m_clock.now() + delay >= deadline) {
+    if (m_clock->now() >= deadline) {
       auto e = stats.error();
       e.code = ErrorCode::timeout;
-      e.message = "comfyui not ready after " + std::to_string(attempt) + " tries: " + e.message;
+      auto elapsed = std::chrono::duration_cast<milliseconds>(m_clock->now() - start);
+      e.message = "comfyui not ready after " + core::format_seconds(elapsed) + " (" +
+                  std::to_string(attempt) + (attempt == 1 ? " try" : " tries") + "): " + e.message;
       return fail(e);
     }
+    auto left_now = std::chrono::duration_cast<milliseconds>(deadline - m_clock->now());
+    auto delay = std::min(backoff.next(), left_now);
     core::logger("comfy")->info("not ready ({}); retrying in {} ms", stats.error().message,
                                 delay.count());
-    m_clock.sleep_for(delay);
-    delay = std::min(delay * 2, std::chrono::milliseconds(4000));
+    m_clock->sleep_for(delay);
   }
 }
 
@@ -198,214 +239,6 @@ core::Status ComfyClient::cancel(const std::vector<std::string>& prompt_ids) {
 core::Status ComfyClient::free(bool unload_models, bool free_memory) {
   TRY(request("POST", "/free",
               json{{"unload_models", unload_models}, {"free_memory", free_memory}}.dump()));
-  return {};
-}
-
-}  // namespace autopod::comfy
-
-namespace autopod::comfy {
-
-namespace {
-
-std::string url_encode(const std::string& s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      char buf[4];
-      std::snprintf(buf, sizeof buf, "%%%02X", c);
-      out += buf;
-    }
-  }
-  return out;
-}
-
-// One path component made safe: no separators, no control characters, not "." or "..", no
-// leading dot (hidden files), at most 200 bytes.
-std::string clean_component(std::string s) {
-  std::string out;
-  for (unsigned char c : s)
-    out += (c < 0x20 || c == 0x7f || c == '/' || c == '\\' || c == ':') ? '_' : static_cast<char>(c);
-  while (!out.empty() && (out.front() == '.' || out.front() == ' ')) out.erase(out.begin());
-  while (!out.empty() && out.back() == ' ') out.pop_back();
-  if (out.size() > 200) out = out.substr(out.size() - 200);
-  return out;
-}
-
-}  // namespace
-
-std::string format_prompt_errors(const json& body) {
-  std::string out;
-  if (body.contains("error")) {
-    const json& e = body["error"];
-    if (e.is_string()) {
-      out = e.get<std::string>();  // servers before 0.3.28: "error": "no prompt"
-    } else if (e.is_object()) {
-      out = str(e, "message");
-      std::string details = str(e, "details");
-      if (!details.empty() && details != out) out += " (" + details + ")";
-    }
-  }
-  if (auto ne = body.find("node_errors"); ne != body.end() && ne->is_object()) {
-    for (const auto& [node, entry] : ne->items()) {
-      std::string cls = str(entry, "class_type");
-      auto errors = entry.find("errors");
-      if (errors == entry.end() || !errors->is_array()) continue;
-      for (const auto& err : *errors) {
-        std::string input;
-        if (auto x = err.find("extra_info"); x != err.end() && x->is_object()) input = str(*x, "input_name");
-        out += "\n  node " + node + (cls.empty() ? "" : " (" + cls + ")") +
-               (input.empty() ? "" : " input " + input) + ": " + str(err, "message");
-        std::string details = str(err, "details");
-        if (!details.empty() && details != input) out += ": " + details;
-      }
-    }
-  }
-  return out.empty() ? body.dump().substr(0, 300) : out;
-}
-
-std::vector<json> output_files(const json& entry) {
-  std::vector<json> files;
-  auto outputs = entry.find("outputs");
-  if (outputs == entry.end() || !outputs->is_object()) return files;
-  for (const auto& [node, ui] : outputs->items()) {
-    if (!ui.is_object()) continue;
-    for (const auto& [key, list] : ui.items()) {
-      if (!list.is_array()) continue;
-      for (const auto& f : list)
-        if (f.is_object() && f.contains("filename") && f["filename"].is_string()) {
-          json ref = f;
-          ref["node"] = node;
-          files.push_back(std::move(ref));
-        }
-    }
-  }
-  return files;
-}
-
-std::filesystem::path local_output_path(const std::filesystem::path& dir, const json& ref) {
-  std::filesystem::path out = dir;
-  std::string sub = str(ref, "subfolder");
-  std::string part;
-  auto flush = [&] {
-    std::string c = clean_component(part);
-    if (!c.empty()) out /= c;
-    part.clear();
-  };
-  for (char c : sub) {
-    if (c == '/' || c == '\\') flush();
-    else part += c;
-  }
-  flush();
-  std::string name = str(ref, "filename");
-  auto slash = name.find_last_of("/\\");
-  if (slash != std::string::npos) name = name.substr(slash + 1);
-  name = clean_component(name);
-  if (name.empty()) name = "output";
-  return out / name;
-}
-
-core::Result<json> ComfyClient::object_info() {
-  TRY_ASSIGN(auto body, get_json("/object_info"));
-  if (!body.is_object()) return fail(ErrorCode::protocol, "/object_info is not an object");
-  return body;
-}
-
-core::Result<Submitted> ComfyClient::submit(const json& prompt, const std::string& client_id,
-                                            const json& extra_data) {
-  json body = {{"prompt", prompt}, {"client_id", client_id}};
-  if (!extra_data.empty()) body["extra_data"] = extra_data;
-  core::HttpRequest req;
-  req.method = "POST";
-  req.url = m_base + "/prompt";
-  req.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
-  req.headers.emplace_back("Content-Type", "application/json");
-  // Not re-sent on a dead kept-alive connection: a prompt must not be queued twice.
-  req.fresh_connection = true;
-  TRY_ASSIGN(auto r, send(req));
-  json answer = json::parse(r.body, nullptr, false);
-  if (r.status == 400 && answer.is_object())
-    return fail(ErrorCode::invalid_argument, "comfyui rejected the workflow: " + format_prompt_errors(answer),
-                "fix the inputs named above (autopod comfy run --set NODE.INPUT=VALUE changes one)");
-  if (r.status != 200 || !answer.is_object() || !answer.contains("prompt_id")) {
-    core::Error e;
-    e.http_status = r.status;
-    e.code = r.status >= 500 ? ErrorCode::remote : ErrorCode::protocol;
-    e.message = "comfyui answered POST /prompt with http " + std::to_string(r.status) +
-                (r.body.empty() ? "" : ": " + r.body.substr(0, 300));
-    if (r.status == 500)
-      e.hint = "the server raised while reading the workflow: is it an API-format workflow?";
-    return fail(e);
-  }
-  Submitted s;
-  s.prompt_id = answer["prompt_id"].is_string() ? answer["prompt_id"].get<std::string>() : answer["prompt_id"].dump();
-  if (answer.contains("number") && answer["number"].is_number()) s.number = answer["number"].get<double>();
-  s.node_errors = answer.value("node_errors", json::object());
-  return s;
-}
-
-core::Result<std::string> ComfyClient::upload(const std::filesystem::path& file) {
-  TRY_ASSIGN(auto data, core::read_file(file));
-  std::string boundary = "autopod-" + std::to_string(std::hash<std::string>{}(data + file.string()));
-  std::string name = file.filename().string();
-  std::string quoted;
-  for (char c : name) quoted += (c == '"' || c == '\r' || c == '\n') ? '_' : c;
-  std::string body = "--" + boundary + "\r\nContent-Disposition: form-data; name=\"image\"; filename=\"" +
-                     quoted + "\"\r\nContent-Type: application/octet-stream\r\n\r\n" + data + "\r\n--" +
-                     boundary + "\r\nContent-Disposition: form-data; name=\"type\"\r\n\r\ninput\r\n--" +
-                     boundary + "--\r\n";
-  core::HttpRequest req;
-  req.method = "POST";
-  req.url = m_base + "/upload/image";
-  req.body = std::move(body);
-  req.timeout = std::chrono::minutes(10);
-  req.headers.emplace_back("Content-Type", "multipart/form-data; boundary=" + boundary);
-  auto r = m_transport->send(req);
-  if (!r) return fail(std::move(r).error());
-  if (r->status == 413)
-    return fail(ErrorCode::invalid_argument, "comfyui refused to take " + file.string() + ": too large (" + r->body + ")",
-                "start ComfyUI with a larger --max-upload-size (MB)");
-  json answer = json::parse(r->body, nullptr, false);
-  if (r->status != 200 || !answer.is_object() || !answer.contains("name"))
-    return fail(ErrorCode::remote, "comfyui answered the upload of " + file.string() + " with http " +
-                                       std::to_string(r->status) + (r->body.empty() ? "" : ": " + r->body.substr(0, 200)));
-  std::string sub = str(answer, "subfolder");
-  return sub.empty() ? str(answer, "name") : sub + "/" + str(answer, "name");
-}
-
-core::Status ComfyClient::download(const json& ref, const std::filesystem::path& dest) {
-  std::string url = m_base + "/view?filename=" + url_encode(str(ref, "filename")) +
-                    "&subfolder=" + url_encode(str(ref, "subfolder")) +
-                    "&type=" + url_encode(ref.value("type", "output"));
-  std::error_code ec;
-  std::filesystem::create_directories(dest.parent_path(), ec);
-  std::filesystem::path part = dest;
-  part += ".part";
-  std::FILE* f = std::fopen(part.c_str(), "wb");
-  if (!f) return fail(ErrorCode::io, "cannot write " + part.string() + ": " + std::strerror(errno));
-  core::HttpRequest req;
-  req.url = url;
-  req.timeout = std::chrono::minutes(30);
-  req.sink = [f](std::string_view chunk) { return std::fwrite(chunk.data(), 1, chunk.size(), f) == chunk.size(); };
-  auto r = m_transport->send(req);
-  bool flushed = std::fflush(f) == 0 && ::fsync(fileno(f)) == 0;
-  std::fclose(f);
-  auto failed = [&](core::Error e) {
-    std::filesystem::remove(part, ec);
-    return fail(std::move(e));
-  };
-  if (!r) return failed(std::move(r).error());
-  if (r->status != 200)
-    return failed(core::make_error(
-        r->status == 404 ? ErrorCode::not_found : ErrorCode::remote,
-        "comfyui answered GET /view for " + str(ref, "subfolder") + (str(ref, "subfolder").empty() ? "" : "/") +
-            str(ref, "filename") + " with http " + std::to_string(r->status),
-        r->status == 400 || r->status == 403 ? "the server refuses file names with .. or a subfolder outside its directory"
-                                              : "temp files (previews) are wiped when ComfyUI restarts"));
-  if (!flushed) return failed(core::make_error(ErrorCode::io, "cannot write " + part.string()));
-  std::filesystem::rename(part, dest, ec);
-  if (ec) return failed(core::make_error(ErrorCode::io, "cannot rename " + part.string() + ": " + ec.message()));
   return {};
 }
 

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -15,6 +16,7 @@
 #include "core/clock.hpp"
 #include "core/http.hpp"
 #include "core/result.hpp"
+#include "core/url.hpp"
 
 namespace autopod::comfy {
 
@@ -72,15 +74,24 @@ std::filesystem::path local_output_path(const std::filesystem::path& dir, const 
 core::Result<SystemStats> parse_system_stats(const nlohmann::json& body);
 core::Result<QueueState> parse_queue(const nlohmann::json& body);
 
+// Makes a fresh HTTP connection (libcurl in production, a fake in tests).
+using TransportFactory = std::function<std::unique_ptr<core::HttpTransport>()>;
+
+// Talks to one ComfyUI. Not thread-safe: a thread that needs its own connection takes another().
 class ComfyClient {
  public:
-  // `base_url`: "http://127.0.0.1:8188" (no trailing slash).
-  ComfyClient(std::string base_url, std::unique_ptr<core::HttpTransport> transport,
-              core::Clock& clock);
+  // `url`: "http://127.0.0.1:8188", "http://[::1]:8188", "http://host/comfy" behind a proxy.
+  // invalid_argument when it is not an http:// URL.
+  static core::Result<ComfyClient> connect(const std::string& url, TransportFactory transports,
+                                           core::Clock& clock);
+
+  // The same server over a new connection (the run's download workers each take one).
+  ComfyClient another() const;
 
   core::Result<SystemStats> system_stats();
-  // Retries with exponential backoff (0.25 s doubling to 4 s) until the server answers
-  // /system_stats or `timeout` passes (then: timeout, with the last reason).
+  // Retries with backoff (0.25 s doubling to 4 s) until the server answers /system_stats or
+  // `timeout` passes; each request's own timeout is clipped to what remains, so the wall time
+  // stays within `timeout`. timeout error with the elapsed time and the last reason.
   core::Result<SystemStats> wait_ready(std::chrono::milliseconds timeout);
   core::Result<QueueState> queue();
   // Number of node classes (GET /object_info: expensive on the server, so only for `info`).
@@ -106,18 +117,28 @@ class ComfyClient {
   // place: nothing half-written is ever left at `dest`.
   core::Status download(const nlohmann::json& ref, const std::filesystem::path& dest);
 
+  // The parsed URL: the run's WebSocket connects to its host and port under its path prefix.
+  const core::Url& url() const { return m_url; }
+  // "http://127.0.0.1:8188" (with a proxy's path prefix, without a trailing slash).
   const std::string& base_url() const { return m_base; }
+  core::Clock& clock() const { return *m_clock; }
 
  private:
+  ComfyClient(core::Url url, TransportFactory transports, core::Clock& clock);
   // The transport's send; a transport failure says ComfyUI is not reachable and what to check.
   core::Result<core::HttpResponse> send(const core::HttpRequest& req);
   core::Result<core::HttpResponse> request(const std::string& method, const std::string& path,
-                                           const std::string& body = {});
+                                           const std::string& body = {},
+                                           std::chrono::milliseconds timeout = k_request_timeout);
   core::Result<nlohmann::json> get_json(const std::string& path);
 
+  static constexpr std::chrono::milliseconds k_request_timeout{30000};
+
+  core::Url m_url;
   std::string m_base;
+  TransportFactory m_transports;
   std::unique_ptr<core::HttpTransport> m_transport;
-  core::Clock& m_clock;
+  core::Clock* m_clock;
 };
 
 }  // namespace autopod::comfy

@@ -1,15 +1,12 @@
 #pragma once
 // ComfyUI's WebSocket messages (../shared/reference/comfyui-api.md §4) and what a run makes of
-// them: the parsed event, the per-prompt state machine, and the three displays (a live line on
-// a terminal, one plain line per event otherwise, JSON lines for scripts).
+// them: the parsed event and the per-prompt state machine. The displays are in display.hpp.
 
 #include <chrono>
-#include <cstdio>
 #include <map>
 #include <set>
 #include <string>
 #include <string_view>
-#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -51,7 +48,8 @@ core::Result<Event> parse_text_frame(std::string_view frame);
 // A binary frame: 4-byte big-endian type, then its payload (§4.5).
 core::Result<Event> parse_binary_frame(std::string_view frame);
 
-enum class Outcome { pending, running, success, error, interrupted, lost };
+// partial: succeeded, but outputs whose branches failed validation were dropped at submission.
+enum class Outcome { pending, running, success, error, interrupted, lost, partial };
 const char* to_string(Outcome outcome);
 
 struct NodeInfo {
@@ -72,6 +70,8 @@ struct RunState {
   nlohmann::json error;              // execution_error / execution_interrupted data
   std::chrono::steady_clock::time_point submitted{}, started{}, outcome_at{};
 
+  // When the run started executing, else when it was submitted: elapsed times count from here.
+  std::chrono::steady_clock::time_point origin() const;
   // Overall fraction done, weighting every node to execute equally; cached nodes count as done.
   double fraction() const;
   const NodeInfo* node(const std::string& id) const;
@@ -80,25 +80,11 @@ struct RunState {
 // Applies one event to the run it belongs to. False when the event changes nothing.
 bool apply(RunState& run, const Event& event, std::chrono::steady_clock::time_point now);
 
+// "#3 KSampler", "#7 Positive (CLIPTextEncode)", "#9" when the node is unknown.
+std::string node_label(const RunState& run, const std::string& id);
+
 // "node #31 Canny raised _comfystub.StubUnavailable: ...\n  at: <last traceback line>", or
 // "node #42 VAEDecodeTiled was interrupted"; empty when the run did not fail.
 std::string describe_failure(const RunState& run);
-
-// What the user sees. Lines go to `out` (stderr, or stdout for --json).
-class Display {
- public:
-  virtual ~Display() = default;
-  virtual void event(const RunState& run, const Event& event) = 0;
-  virtual void message(const std::string& line) = 0;  // notes: reconnects, saved files
-  virtual void saved(const RunState& run, const std::string& path) = 0;
-  virtual void finished(const RunState& run) = 0;
-  virtual void tick() {}  // redraw the live line (elapsed time) when nothing arrives
-};
-
-enum class DisplayKind { live, plain, json };
-std::unique_ptr<Display> make_display(DisplayKind kind, std::FILE* out);
-
-// "1:05", "12:00:03".
-std::string format_duration(std::chrono::steady_clock::duration d);
 
 }  // namespace autopod::comfy

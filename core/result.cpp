@@ -20,6 +20,7 @@ const char* to_string(ErrorCode code) {
     case ErrorCode::unsupported: return "unsupported";
     case ErrorCode::execution_failed: return "execution_failed";
     case ErrorCode::interrupted: return "interrupted";
+    case ErrorCode::partial: return "partial";
     case ErrorCode::internal: return "internal";
   }
   return "internal";

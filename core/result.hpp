@@ -27,6 +27,7 @@ enum class ErrorCode {
   unsupported,   // the provider cannot do this operation
   execution_failed,  // the remote job ran and failed (a ComfyUI node raised)
   interrupted,       // the remote job was interrupted or removed before it finished
+  partial,           // the remote job succeeded without some of what was asked (outputs dropped)
   internal,
 };
 

@@ -1,5 +1,6 @@
 #include "core/text.hpp"
 
+#include <cstdio>
 #include <ctime>
 
 namespace autopod::core {
@@ -17,6 +18,16 @@ std::string iso_time(std::chrono::system_clock::time_point t) {
   ::gmtime_r(&tt, &tm);
   char buf[32];
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string format_seconds(std::chrono::milliseconds elapsed) {
+  char buf[48];
+  long long ms = elapsed.count();
+  if (ms < 60000)
+    std::snprintf(buf, sizeof buf, "%.1f s", static_cast<double>(ms) / 1000.0);
+  else
+    std::snprintf(buf, sizeof buf, "%lld min %02lld s", ms / 60000, (ms / 1000) % 60);
   return buf;
 }
 

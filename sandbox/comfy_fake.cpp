@@ -298,6 +298,8 @@ struct ComfyFake::Impl {
   int interrupts = 0;
   int refuse = 0;
   bool saw_origin = false;
+  int ws_refusal = 0;  // answer WebSocket upgrades with this status (0: accept)
+  std::string address = "127.0.0.1";
   std::chrono::milliseconds delay{0};
   std::chrono::milliseconds step_delay{0};
   bool previews = false, hold = false, success_first = false, escaping_names = false;
@@ -349,6 +351,10 @@ struct ComfyFake::Impl {
       std::string path = ex.path.rfind("/api/", 0) == 0 ? ex.path.substr(4) : ex.path;
       if (path != "/ws") return text_reply(404, "404: Not Found");
       if (auto refused = origin_check(ex)) return refused;
+      // As the origin check (an empty 403), an authenticating proxy (401/407) or another server
+      // (404) would answer.
+      if (ws_refusal == 403) return empty_reply(403);
+      if (ws_refusal != 0) return text_reply(ws_refusal, std::to_string(ws_refusal) + ": refused");
       return std::nullopt;
     };
     ws.on_open = [this](const HttpExchange& ex, const std::shared_ptr<WsSession>& s) {
@@ -1025,13 +1031,23 @@ struct ComfyFake::Impl {
 ComfyFake::ComfyFake() : m_impl(std::make_unique<Impl>()) { m_impl->server = m_impl->make_server(); }
 ComfyFake::~ComfyFake() = default;
 
-core::Status ComfyFake::start(int port) {
-  TRY(m_impl->server->start("127.0.0.1", port));
+core::Status ComfyFake::start(int port, const std::string& address) {
+  m_impl->address = address;
+  TRY(m_impl->server->start(address, port));
   m_impl->port = m_impl->server->port();
   return {};
 }
 
-std::string ComfyFake::url() const { return "http://127.0.0.1:" + std::to_string(m_impl->port); }
+std::string ComfyFake::url() const {
+  bool v6 = m_impl->address.find(':') != std::string::npos;
+  return "http://" + (v6 ? "[" + m_impl->address + "]" : m_impl->address) + ":" +
+         std::to_string(m_impl->port);
+}
+
+void ComfyFake::refuse_websocket(int http_status) {
+  std::lock_guard lock(m_impl->mutex);
+  m_impl->ws_refusal = http_status;
+}
 int ComfyFake::port() const { return m_impl->port; }
 fs::path ComfyFake::base_dir() const { return m_impl->base; }
 
@@ -1056,7 +1072,7 @@ core::Status ComfyFake::restart() {
     fs::create_directories(m_impl->base / "temp");
   }
   m_impl->server = m_impl->make_server();
-  return m_impl->server->start("127.0.0.1", m_impl->port);
+  return m_impl->server->start(m_impl->address, m_impl->port);
 }
 
 void ComfyFake::set_running(const std::string& prompt_id, const json& prompt) {

@@ -38,7 +38,8 @@ class ComfyFake {
  public:
   ComfyFake();
   ~ComfyFake();
-  core::Status start(int port = 0);  // 127.0.0.1
+  // Listens on address:port (0: a free port); "::1" for IPv6 loopback.
+  core::Status start(int port = 0, const std::string& address = "127.0.0.1");
   std::string url() const;
   int port() const;
   std::filesystem::path base_dir() const;  // holds input/, output/ and temp/
@@ -54,7 +55,10 @@ class ComfyFake {
   void set_previews(bool on);                        // sampler previews (--preview-method auto)
 
   // Faults.
-  void refuse_first(int requests);  // drop the connection without answering, like a booting server
+  void refuse_first(int requests);
+  // Answer WebSocket upgrades with this HTTP status (403: the origin check's empty answer, as a
+  // proxy adding Origin provokes; 401/407 an authenticating proxy; 404); 0 accepts again.
+  void refuse_websocket(int http_status);  // drop the connection without answering, like a booting server
   void delay_answers(std::chrono::milliseconds delay);
   // Cut the submitting socket (no close frame) just before the next event of this type.
   void drop_socket_before(const std::string& event_type);

@@ -7,8 +7,7 @@
 
 #include "agent/cli/commands.hpp"
 #include "comfy/client.hpp"
-#include "comfy/runner.hpp"
-#include "comfy/workflow.hpp"
+#include "comfy/run.hpp"
 #include "core/http.hpp"
 #include "core/retry.hpp"
 
@@ -51,7 +50,8 @@ core::Result<std::unique_ptr<comfy::ComfyClient>> client_for(Context& ctx, const
     if (!reused) std::cerr << "started tunnel " << info.id << " to " << pod.name << "\n";
     url = "http://127.0.0.1:" + std::to_string(t.local_port);
   }
-  return std::make_unique<comfy::ComfyClient>(url, core::make_curl_transport(), core::system_clock());
+  TRY_ASSIGN(auto client, comfy::ComfyClient::connect(url, core::make_curl_transport, core::system_clock()));
+  return std::make_unique<comfy::ComfyClient>(std::move(client));
 }
 
 std::string gib(std::uint64_t bytes) {
@@ -72,8 +72,11 @@ json queue_json(const comfy::QueueState& q) {
 }
 
 core::Status cmd_status(Context& ctx, const Target& t) {
+  // --timeout bounds the whole command, the tunnel's start included.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(t.timeout_secs);
   TRY_ASSIGN(auto client, client_for(ctx, t));
-  auto stats = client->wait_ready(std::chrono::seconds(t.timeout_secs));
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+  auto stats = client->wait_ready(std::max(left, std::chrono::milliseconds(1)));
   if (!stats) return core::fail(stats.error());
   if (ctx.json()) {
     print_json({{"ready", true}, {"url", client->base_url()}, {"comfyui_version", stats->comfyui_version}});
@@ -143,14 +146,7 @@ std::string outputs_summary(const json& entry) {
   return std::to_string(files) + " file" + (files == 1 ? "" : "s");
 }
 
-std::string status_of(const json& entry) {
-  auto status = entry.value("status", json::object());
-  std::string s = status.value("status_str", "unknown");
-  json messages = status.value("messages", json::array());
-  for (const auto& m : messages)
-    if (m.is_array() && !m.empty() && m[0] == "execution_interrupted") s = "interrupted";
-  return s;
-}
+std::string status_of(const json& entry) { return comfy::to_string(comfy::history_outcome(entry).outcome); }
 
 core::Status cmd_history(Context& ctx, const Target& t, const std::string& id, int max_items) {
   TRY_ASSIGN(auto client, client_for(ctx, t));
@@ -191,87 +187,55 @@ core::Status cmd_history(Context& ctx, const Target& t, const std::string& id, i
 
 struct RunArgs {
   std::string workflow;
-  std::vector<std::string> sets;
   std::vector<std::string> inputs;
-  std::string out;
-  int count = 1;
   int timeout_secs = 0;
-  bool random_seed = false;
   bool no_wait = false;
+  comfy::RunOptions options;
 };
 
-core::Status cmd_run(Context& ctx, const Target& t, const RunArgs& a) {
+core::Status cmd_run(Context& ctx, const Target& t, RunArgs& a) {
   // Everything about the file is checked before anything is sent.
-  std::filesystem::path path = a.workflow;
-  TRY_ASSIGN(auto workflow, comfy::load_json_file(path));
-  TRY_ASSIGN(auto format, comfy::detect_format(workflow, path.string()));
-  if (a.count < 1) return core::fail(ErrorCode::invalid_argument, "--count must be at least 1");
+  TRY_ASSIGN(auto source, comfy::load_workflow(a.workflow));
+  if (a.options.count < 1) return core::fail(ErrorCode::invalid_argument, "--count must be at least 1");
+  a.options.inputs.assign(a.inputs.begin(), a.inputs.end());
+  a.options.timeout = std::chrono::seconds(a.timeout_secs);
+  a.options.wait = !a.no_wait;
   TRY_ASSIGN(auto client, client_for(ctx, t));
   auto display = comfy::make_display(ctx.json() ? comfy::DisplayKind::json
                                      : ::isatty(STDERR_FILENO) ? comfy::DisplayKind::live
                                                                : comfy::DisplayKind::plain,
                                      ctx.json() ? stdout : stderr);
-  comfy::RunRequest req;
-  if (format == comfy::WorkflowFormat::ui) {
-    TRY_ASSIGN(auto info, client->object_info());
-    TRY_ASSIGN(req.prompt, comfy::ui_to_api(workflow, info));
-    // Saved PNGs then carry the editor workflow, as when the editor queues it.
-    req.extra_data = {{"extra_pnginfo", {{"workflow", workflow}}}};
-    display->message("converted " + path.string() + " from the editor's format to API format (" +
-                     std::to_string(req.prompt.size()) + " nodes)");
-  } else {
-    req.prompt = std::move(workflow);
-  }
-  for (const auto& s : a.sets) TRY(comfy::apply_set(req.prompt, s));
-  std::vector<std::filesystem::path> inputs(a.inputs.begin(), a.inputs.end());
-  TRY_ASSIGN(auto uploads, comfy::upload_slots(req.prompt, inputs, path.parent_path()));
-  for (const auto& u : uploads) {
-    TRY_ASSIGN(auto name, client->upload(u.file));
-    req.prompt[u.node]["inputs"][u.input] = name;
-    display->message("uploaded " + u.file.string() + " as " + name + " for node " + u.node);
-  }
-  req.count = a.count;
-  req.random_seed = a.random_seed;
-  req.out_dir = a.out;
-  req.wait = !a.no_wait;
-  req.timeout = std::chrono::seconds(a.timeout_secs);
-  if (const char* w = std::getenv("AUTOPOD_COMFY_WATCHDOG_MS")) req.watchdog = std::chrono::milliseconds(std::atoi(w));
-  TRY_ASSIGN(auto results, comfy::run_workflow(client->base_url(), req, *display));
+  TRY_ASSIGN(auto request, comfy::prepare_run(*client, source, a.options,
+                                              [&](const std::string& line) { display->message(line); }));
+  TRY_ASSIGN(auto results, comfy::run_workflow(*client, request, *display));
   display.reset();  // ends the live line
-  if (!req.wait) {
+  if (!a.options.wait) {
     for (const auto& r : results)
       if (ctx.json()) print_json({{"prompt_id", r.state.prompt_id}, {"run", r.state.index}});
       else std::cout << r.state.prompt_id << "\n";
     return {};
   }
-  int failed = 0, interrupted = 0, lost = 0, download_errors = 0;
-  std::string first_failure;
-  for (const auto& r : results) {
-    if (!ctx.json())
-      for (const auto& f : r.files) std::cout << f.string() << "\n";
-    download_errors += static_cast<int>(r.download_errors.size());
-    if (r.state.outcome == comfy::Outcome::error) ++failed;
-    if (r.state.outcome == comfy::Outcome::interrupted) ++interrupted;
-    if (r.state.outcome == comfy::Outcome::lost) ++lost;
-    if (first_failure.empty() && r.state.outcome != comfy::Outcome::success)
-      first_failure = "run " + std::to_string(r.state.index) + " (prompt " + r.state.prompt_id + ") " +
-                      comfy::to_string(r.state.outcome) +
-                      (r.state.error.is_null() ? "" : ": " + comfy::describe_failure(r.state));
-  }
-  std::string tally = std::to_string(results.size()) + " run(s): " + std::to_string(failed) + " failed, " +
-                      std::to_string(interrupted) + " interrupted, " + std::to_string(lost) + " lost";
-  if (failed > 0)
-    return core::fail(ErrorCode::execution_failed, first_failure + "\n" + tally,
-                      "see the node and message above; autopod comfy history --prompt ID has the full entry");
-  if (interrupted > 0)
-    return core::fail(ErrorCode::interrupted, first_failure + "\n" + tally, "queue it again with autopod comfy run");
-  if (lost > 0)
-    return core::fail(ErrorCode::remote, first_failure + "\n" + tally,
-                      "ComfyUI restarted or the queue was cleared; queue it again with autopod comfy run");
-  if (download_errors > 0)
-    return core::fail(ErrorCode::io, std::to_string(download_errors) + " output file(s) could not be saved (see above)",
-                      "the run succeeded on the server; autopod comfy history --prompt ID lists its outputs");
-  return {};
+  auto summary = comfy::summarize(results, a.options);
+  if (!ctx.json())
+    for (const auto& f : summary.files) std::cout << f.string() << "\n";
+  return summary.status;
+}
+
+bool has(const std::vector<comfy::QueueItem>& items, const std::string& prompt_id) {
+  return std::any_of(items.begin(), items.end(), [&](const auto& i) { return i.prompt_id == prompt_id; });
+}
+
+// ComfyUI accepts an interrupt for any id and ignores it unless that prompt is running: a
+// prompt named by id that is pending or unknown is an error that says so, instead of
+// "interrupt sent" when nothing will stop.
+core::Status check_interruptible(const comfy::QueueState& queue, const std::string& id) {
+  if (id.empty() || has(queue.running, id)) return {};
+  if (has(queue.pending, id))
+    return core::fail(ErrorCode::invalid_argument,
+                      "prompt " + id + " is pending, not running: nothing was interrupted",
+                      "remove it from the queue with: autopod comfy cancel --prompt " + id);
+  return core::fail(ErrorCode::not_found, "prompt " + id + " is not in the queue: nothing was interrupted",
+                    "see autopod comfy queue, or autopod comfy history --prompt " + id);
 }
 
 void add_target(CLI::App* cmd, Target& t) {
@@ -313,8 +277,14 @@ void add_comfy_commands(CLI::App& app, Context& ctx, int& exit_code) {
   interrupt->add_option("--prompt", id, "only if this prompt is the one running");
   interrupt->callback(run(ctx, exit_code, [&ctx]() -> core::Status {
     TRY_ASSIGN(auto client, client_for(ctx, t));
+    TRY_ASSIGN(auto queue, client->queue());
+    TRY(check_interruptible(queue, id));
     TRY(client->interrupt(id));
-    std::cerr << "interrupt sent" << (id.empty() ? "" : " for " + id) << "\n";
+    if (queue.running.empty())
+      std::cerr << "nothing was running" << (queue.pending.empty() ? "" : "; pending prompts are removed with autopod comfy cancel")
+                << "\n";
+    else
+      std::cerr << "interrupt sent for " << queue.running.front().prompt_id << "\n";
     return {};
   }));
   static std::vector<std::string> ids;
@@ -325,14 +295,10 @@ void add_comfy_commands(CLI::App& app, Context& ctx, int& exit_code) {
     TRY_ASSIGN(auto client, client_for(ctx, t));
     TRY_ASSIGN(auto before, client->queue());
     for (const auto& pid : ids) {
-      bool running = std::any_of(before.running.begin(), before.running.end(),
-                                 [&](const auto& i) { return i.prompt_id == pid; });
-      bool pending = std::any_of(before.pending.begin(), before.pending.end(),
-                                 [&](const auto& i) { return i.prompt_id == pid; });
-      if (running)
+      if (has(before.running, pid))
         return core::fail(ErrorCode::invalid_argument, "prompt " + pid + " is running, not pending",
                           "stop it with: autopod comfy interrupt --prompt " + pid);
-      if (!pending)
+      if (!has(before.pending, pid))
         return core::fail(ErrorCode::not_found, "prompt " + pid + " is not in the queue",
                           "see autopod comfy queue");
     }
@@ -346,11 +312,13 @@ void add_comfy_commands(CLI::App& app, Context& ctx, int& exit_code) {
       ->required()
       ->check(CLI::ExistingFile);
   add_target(run_cmd, t);
-  run_cmd->add_option("--set", ra.sets, "NODE.INPUT=VALUE (repeatable; NODE is an id or a title)");
-  run_cmd->add_flag("--random-seed", ra.random_seed, "a random seed for every seed input");
+  run_cmd->add_option("--set", ra.options.sets, "NODE.INPUT=VALUE (repeatable; NODE is an id or a title)");
+  run_cmd->add_flag("--random-seed", ra.options.random_seed, "a random seed for every seed input");
   run_cmd->add_option("--input", ra.inputs, "file to upload into the next Load* node (repeatable)");
-  run_cmd->add_option("--out", ra.out, "directory for the outputs (default ./outputs/PROMPT_ID)");
-  run_cmd->add_option("--count", ra.count, "queue N runs, seeds varied (default 1)");
+  run_cmd->add_option("--out", ra.options.out_dir, "directory for the outputs (default ./outputs/PROMPT_ID)");
+  run_cmd->add_option("--count", ra.options.count, "queue N runs, seeds varied (default 1)");
+  run_cmd->add_flag("--allow-partial", ra.options.allow_partial,
+                    "exit 0 when outputs whose inputs failed validation were dropped (default: exit 9)");
   run_cmd->add_option("--timeout", ra.timeout_secs, "give up after S seconds (default: no limit)");
   run_cmd->add_flag("--no-wait", ra.no_wait, "print the prompt id(s) and return");
   run_cmd->callback(run(ctx, exit_code, [&ctx] { return cmd_run(ctx, t, ra); }));

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "comfy/client.hpp"
+#include "tests/comfy/comfy_testing.hpp"
 #include "sandbox/comfy_fake.hpp"
 #include "tests/fakes/fake_clock.hpp"
 
@@ -18,8 +19,7 @@ struct ComfyFixture : ::testing::Test {
   std::unique_ptr<comfy::ComfyClient> client;
   void SetUp() override {
     ASSERT_TRUE(fake.start());
-    client = std::make_unique<comfy::ComfyClient>(fake.url() + "/", core::make_curl_transport(),
-                                                  core::system_clock());
+    client = std::make_unique<comfy::ComfyClient>(testing::comfy_client(fake.url() + "/"));
   }
 };
 
@@ -65,7 +65,7 @@ TEST_F(ComfyClient, WaitReadyRetriesWhileTheServerStarts) {
 }
 
 TEST_F(ComfyClient, WaitReadyGivesUpWithTheReason) {
-  comfy::ComfyClient nowhere("http://127.0.0.1:1", core::make_curl_transport(), clock);
+  auto nowhere = testing::comfy_client("http://127.0.0.1:1", clock);
   auto s = nowhere.wait_ready(std::chrono::seconds(5));
   ASSERT_FALSE(s);
   EXPECT_EQ(s.error().code, ErrorCode::timeout);
@@ -125,7 +125,7 @@ TEST_F(ComfyClient, NodeCountComesFromObjectInfo) {
 }
 
 TEST_F(ComfyClient, NotComfyUiIsAClearErrorNotARetryLoop) {
-  comfy::ComfyClient wrong(fake.url() + "/nothing-here", core::make_curl_transport(), clock);
+  auto wrong = testing::comfy_client(fake.url() + "/nothing-here", clock);
   auto s = wrong.wait_ready(std::chrono::seconds(30));
   ASSERT_FALSE(s);
   EXPECT_EQ(s.error().http_status, 404);
