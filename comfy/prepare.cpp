@@ -80,7 +80,6 @@ std::string describe_run(const RunState& s) {
 
 RunSummary summarize(const std::vector<RunResult>& results, const RunOptions& options) {
   RunSummary sum;
-  std::string first_failure, first_partial;
   for (const auto& r : results) {
     sum.files.insert(sum.files.end(), r.files.begin(), r.files.end());
     sum.download_errors += static_cast<int>(r.download_errors.size());
@@ -91,26 +90,29 @@ RunSummary summarize(const std::vector<RunResult>& results, const RunOptions& op
       case Outcome::partial: ++sum.partial; break;
       default: ++sum.succeeded; break;
     }
-    bool bad = r.state.outcome == Outcome::error || r.state.outcome == Outcome::interrupted ||
-               r.state.outcome == Outcome::lost;
-    if (first_failure.empty() && bad) first_failure = describe_run(r.state);
-    if (first_partial.empty() && r.state.outcome == Outcome::partial)
-      first_partial = describe_run(r.state) + ":" + format_prompt_errors({{"node_errors", r.dropped}});
   }
-  std::string tally = std::to_string(results.size()) + " run(s): " + std::to_string(sum.failed) +
+  // The first run with the outcome that decides the error, described.
+  auto first = [&](Outcome outcome) {
+    for (const auto& r : results)
+      if (r.state.outcome == outcome)
+        return describe_run(r.state) +
+               (outcome == Outcome::partial ? ":" + format_prompt_errors({{"node_errors", r.dropped}}) : "");
+    return std::string();
+  };
+  std::string tally = "\n" + std::to_string(results.size()) + " run(s): " + std::to_string(sum.failed) +
                       " failed, " + std::to_string(sum.interrupted) + " interrupted, " +
                       std::to_string(sum.lost) + " lost, " + std::to_string(sum.partial) + " partial";
   if (sum.failed > 0)
-    sum.status = fail(ErrorCode::execution_failed, first_failure + "\n" + tally,
+    sum.status = fail(ErrorCode::execution_failed, first(Outcome::error) + tally,
                       "see the node and message above; autopod comfy history --prompt ID has the full entry");
   else if (sum.interrupted > 0)
-    sum.status = fail(ErrorCode::interrupted, first_failure + "\n" + tally,
+    sum.status = fail(ErrorCode::interrupted, first(Outcome::interrupted) + tally,
                       "queue it again with autopod comfy run");
   else if (sum.lost > 0)
-    sum.status = fail(ErrorCode::remote, first_failure + "\n" + tally,
+    sum.status = fail(ErrorCode::remote, first(Outcome::lost) + tally,
                       "ComfyUI restarted or the queue was cleared; queue it again with autopod comfy run");
   else if (sum.partial > 0 && !options.allow_partial)
-    sum.status = fail(ErrorCode::partial, first_partial + "\n" + tally,
+    sum.status = fail(ErrorCode::partial, first(Outcome::partial) + tally,
                       "the outputs above were dropped by validation and the others saved; fix those "
                       "inputs, or pass --allow-partial to accept this");
   else if (sum.download_errors > 0)

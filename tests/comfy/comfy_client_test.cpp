@@ -1,5 +1,10 @@
 // The ComfyUI client against the ComfyUI fake over loopback.
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include "comfy/client.hpp"
@@ -73,6 +78,44 @@ TEST_F(ComfyClient, WaitReadyGivesUpWithTheReason) {
   ASSERT_GE(clock.sleeps().size(), 3u);  // backoff: 250, 500, 1000, ...
   EXPECT_EQ(clock.sleeps()[0], std::chrono::milliseconds(250));
   EXPECT_EQ(clock.sleeps()[1], std::chrono::milliseconds(500));
+}
+
+TEST_F(ComfyClient, WaitReadyStaysWithinItsTimeoutWhenTheServerNeverAnswers) {
+  // Given a listener whose accept queue takes the connection but that never answers (a hung
+  // ComfyUI, or a tunnel whose far end is gone): one request alone has a 30 s limit.
+  int silent = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(silent, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(silent, 16), 0);
+  socklen_t len = sizeof addr;
+  ::getsockname(silent, reinterpret_cast<sockaddr*>(&addr), &len);
+  auto hung = testing::comfy_client("http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port)));
+  auto started = std::chrono::steady_clock::now();
+  auto s = hung.wait_ready(std::chrono::seconds(2));
+  auto took = std::chrono::steady_clock::now() - started;
+  ::close(silent);
+  ASSERT_FALSE(s);
+  EXPECT_EQ(s.error().code, ErrorCode::timeout);
+  EXPECT_LT(took, std::chrono::milliseconds(3000));
+  EXPECT_GE(took, std::chrono::milliseconds(1900));
+  EXPECT_NE(s.error().message.find("not ready after 2."), std::string::npos) << s.error().message;
+}
+
+TEST(ComfyUrl, Ipv6LiteralsAndProxyPrefixesParseAndOtherSchemesAreRefused) {
+  auto v6 = testing::comfy_client("http://[::1]:8188/");
+  EXPECT_EQ(v6.base_url(), "http://[::1]:8188");
+  EXPECT_EQ(v6.url().host, "::1");
+  EXPECT_EQ(v6.url().authority(), "[::1]:8188");
+  auto prefixed = testing::comfy_client("http://proxy.example/comfy/");
+  EXPECT_EQ(prefixed.base_url(), "http://proxy.example:80/comfy");
+  EXPECT_EQ(prefixed.url().path, "/comfy");
+  auto https = comfy::ComfyClient::connect("https://x.proxy.runpod.net", core::make_curl_transport,
+                                           core::system_clock());
+  ASSERT_FALSE(https);
+  EXPECT_EQ(https.error().code, ErrorCode::invalid_argument);
+  EXPECT_FALSE(comfy::ComfyClient::connect("http://[::1", core::make_curl_transport, core::system_clock()));
 }
 
 TEST_F(ComfyClient, QueueInterruptAndCancel) {

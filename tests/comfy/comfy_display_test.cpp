@@ -1,5 +1,9 @@
 // Frames parsed into events, and the three displays of a run.
 
+#include <pty.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include <sstream>
@@ -86,6 +90,41 @@ TEST(ComfyDisplay, TheLiveLineShowsNodeStepBarPercentAndEta) {
   EXPECT_NE(out.find("\r\033[Ksaved outputs/x.png\n"), std::string::npos) << out;
   display.reset();  // clears the live line: before the file goes
   std::fclose(f);
+}
+
+TEST(ComfyDisplay, TheLiveLineIsCutToTheTerminalsWidthSoNoStaleRowsStayBehind) {
+  // Given a terminal 40 columns wide and a node whose title is longer than that.
+  int master = -1, slave = -1;
+  winsize ws{};
+  ws.ws_col = 40;
+  ws.ws_row = 24;
+  ASSERT_EQ(::openpty(&master, &slave, nullptr, nullptr, &ws), 0);
+  std::FILE* tty = ::fdopen(slave, "w");
+  auto display = comfy::make_display(comfy::DisplayKind::live, tty);
+  auto run = sample_run();
+  run.nodes["3"].title = "A very long sampler title that a user gave this node (é, ü)";
+  auto e = *comfy::parse_text_frame(R"({"type": "progress", "data": {"value": 4, "max": 20, "node": "3", "prompt_id": "p"}})");
+  comfy::apply(run, e, std::chrono::steady_clock::now());
+  display->event(run, e);
+  display->tick();
+  display.reset();
+  std::fclose(tty);
+  std::string out;
+  char buf[4096];
+  // The slave side is closed: read() drains what was written, then fails with EIO.
+  for (ssize_t n; (n = ::read(master, buf, sizeof buf)) > 0;) out.append(buf, static_cast<std::size_t>(n));
+  ::close(master);
+  // Every drawn line fits in 39 characters (UTF-8 code points), so none wraps.
+  std::size_t drawn = 0;
+  for (std::size_t at = 0; (at = out.find("\033[K", at)) != std::string::npos; at += 3) {
+    std::size_t end = out.find_first_of("\r\n", at + 3);
+    std::string line = out.substr(at + 3, end == std::string::npos ? std::string::npos : end - at - 3);
+    std::size_t chars = 0;
+    for (unsigned char c : line) chars += (c & 0xC0) != 0x80;
+    EXPECT_LE(chars, 39u) << line;
+    drawn += !line.empty();
+  }
+  EXPECT_GE(drawn, 1u) << out;
 }
 
 TEST(ComfyDisplay, PlainLinesAndJsonLinesOnePerEvent) {

@@ -236,6 +236,67 @@ TEST_F(ComfyRun, NothingListeningIsAClearErrorAndNothingIsSubmitted) {
   EXPECT_NE(r.error().message.find("WebSocket"), std::string::npos);
 }
 
+TEST_F(ComfyRun, ARefusedHandshakeNamesItsStatusAndTheRightNextStepAndSubmitsNothing) {
+  // Given a ComfyUI (or whatever stands in front of it) that declines the WebSocket upgrade:
+  // an empty 403 is its origin check (a proxy adding Origin), 401/407 an authenticating proxy,
+  // 404 no ComfyUI at that URL. Waiting will not change any of them.
+  struct Case {
+    int status;
+    const char* hint;
+  };
+  for (auto c : {Case{403, "Origin"}, Case{401, "credentials"}, Case{407, "credentials"},
+                 Case{404, "is it ComfyUI"}}) {
+    fake.refuse_websocket(c.status);
+    auto started = std::chrono::steady_clock::now();
+    auto r = run();
+    ASSERT_FALSE(r) << c.status;
+    EXPECT_NE(r.error().message.find("refused the WebSocket handshake"), std::string::npos) << r.error().message;
+    EXPECT_NE(r.error().message.find("http " + std::to_string(c.status)), std::string::npos) << r.error().message;
+    EXPECT_NE(r.error().hint.find(c.hint), std::string::npos) << c.status << ": " << r.error().hint;
+    EXPECT_EQ(r.error().http_status, c.status);
+    EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(2));  // no retry loop
+  }
+  EXPECT_TRUE(fake.submitted().empty());
+}
+
+TEST_F(ComfyRun, ServersOnAnIpv6LiteralAreReachedForEventsAndOutputs) {
+  sandbox::ComfyFake v6;
+  ASSERT_TRUE(v6.start(0, "::1"));
+  ASSERT_EQ(v6.url().rfind("http://[::1]:", 0), 0u) << v6.url();
+  auto client = testing::comfy_client(v6.url());
+  auto r = comfy::run_workflow(client, req, display);
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ((*r)[0].state.outcome, comfy::Outcome::success);
+  EXPECT_EQ((*r)[0].files.size(), 1u);
+  EXPECT_EQ(v6.websocket_connections(), 1);
+}
+
+TEST_F(ComfyRun, OutputsDroppedByValidationEndThePartialAndTheOthersAreSaved) {
+  // One valid output branch and one whose EmptyImage has width 0: ComfyUI answers 200, drops
+  // that branch with its node error and runs the other.
+  req.prompt = json::parse(*core::read_file(k_data / "workflows/empty_image_api.json"));
+  req.prompt["3"] = {{"class_type", "EmptyImage"},
+                     {"inputs", {{"width", 0}, {"height", 64}, {"batch_size", 1}, {"color", 0}}}};
+  req.prompt["4"] = {{"class_type", "SaveImage"},
+                     {"inputs", {{"images", json::array({"3", 0})}, {"filename_prefix", "dropped"}}}};
+  auto r = run();
+  ASSERT_TRUE(r) << r.error().message;
+  const auto& result = (*r)[0];
+  EXPECT_EQ(result.state.outcome, comfy::Outcome::partial);
+  EXPECT_EQ(result.files.size(), 1u);  // the valid branch's image is saved
+  ASSERT_TRUE(result.dropped.contains("3")) << result.dropped.dump();
+  EXPECT_EQ(display.finished_outcomes, std::vector<comfy::Outcome>{comfy::Outcome::partial});
+  auto summary = comfy::summarize(*r, req.options);
+  ASSERT_FALSE(summary.status);
+  EXPECT_EQ(summary.status.error().code, ErrorCode::partial);
+  EXPECT_NE(summary.status.error().message.find("node 3 (EmptyImage) input width"), std::string::npos)
+      << summary.status.error().message;
+  EXPECT_EQ(summary.files.size(), 1u);
+  comfy::RunOptions allow = req.options;
+  allow.allow_partial = true;
+  EXPECT_TRUE(comfy::summarize(*r, allow).status);
+}
+
 TEST_F(ComfyRun, OutputNamesThatEscapeStayInsideTheOutputDirectory) {
   fake.escaping_output_names(true);
   auto r = run();
@@ -261,6 +322,57 @@ TEST(ComfyOutputs, LocalPathsNeverEscape) {
   EXPECT_EQ(p("..\\..\\win.png", "a\\..\\b"), "/out/a/b/win.png");
   EXPECT_EQ(p(".bashrc", ""), "/out/bashrc");
   EXPECT_EQ(p("a\nb.png", "c:d"), "/out/c_d/a_b.png");
+}
+
+}  // namespace
+}  // namespace autopod
+
+namespace autopod {
+namespace {
+
+using nlohmann::json;
+
+comfy::RunResult result_with(comfy::Outcome outcome, int index) {
+  comfy::RunResult r;
+  r.state.outcome = outcome;
+  r.state.index = index;
+  r.state.prompt_id = "p" + std::to_string(index);
+  return r;
+}
+
+TEST(ComfySummary, TheWorstOutcomeDecidesTheErrorAndItsExitCode) {
+  using comfy::Outcome;
+  comfy::RunOptions options;
+  EXPECT_TRUE(comfy::summarize({result_with(Outcome::success, 1)}, options).status);
+  auto s = comfy::summarize({result_with(Outcome::success, 1), result_with(Outcome::interrupted, 2),
+                             result_with(Outcome::error, 3)},
+                            options);
+  ASSERT_FALSE(s.status);
+  EXPECT_EQ(s.status.error().code, core::ErrorCode::execution_failed);
+  EXPECT_NE(s.status.error().message.find("run 3 (prompt p3) error"), std::string::npos) << s.status.error().message;
+  EXPECT_EQ(s.succeeded, 1);
+  EXPECT_EQ(comfy::summarize({result_with(Outcome::lost, 1)}, options).status.error().code,
+            core::ErrorCode::remote);
+  auto saved_badly = result_with(Outcome::success, 1);
+  saved_badly.download_errors.push_back("disk full");
+  EXPECT_EQ(comfy::summarize({saved_badly}, options).status.error().code, core::ErrorCode::io);
+}
+
+TEST(ComfySummary, HistoryOutcomesComeFromStatusAndItsMessages) {
+  using comfy::Outcome;
+  EXPECT_EQ(comfy::history_outcome(json::parse(R"({"status": {"status_str": "success", "messages": []}})")).outcome,
+            Outcome::success);
+  auto err = comfy::history_outcome(json::parse(
+      R"({"status": {"status_str": "error", "messages": [["execution_error", {"node_id": "3"}]]}})"));
+  EXPECT_EQ(err.outcome, Outcome::error);
+  EXPECT_EQ(err.error["node_id"], "3");
+  EXPECT_EQ(comfy::history_outcome(json::parse(
+                R"({"status": {"status_str": "error", "messages": [["execution_interrupted", {}]]}})"))
+                .outcome,
+            Outcome::interrupted);
+  // Odd shapes from older servers or custom nodes are read, not thrown on.
+  EXPECT_EQ(comfy::history_outcome(json::parse(R"({"status": 3})")).outcome, Outcome::success);
+  EXPECT_EQ(comfy::history_outcome(json::parse(R"([1, 2])")).outcome, Outcome::success);
 }
 
 }  // namespace
