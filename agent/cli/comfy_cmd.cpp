@@ -277,14 +277,14 @@ void add_comfy_commands(CLI::App& app, Context& ctx, int& exit_code) {
   interrupt->add_option("--prompt", id, "only if this prompt is the one running");
   interrupt->callback(run(ctx, exit_code, [&ctx]() -> core::Status {
     TRY_ASSIGN(auto client, client_for(ctx, t));
-    TRY_ASSIGN(auto queue, client->queue());
-    TRY(check_interruptible(queue, id));
+    TRY_ASSIGN(auto queued, client->queue());
+    TRY(check_interruptible(queued, id));
     TRY(client->interrupt(id));
-    if (queue.running.empty())
-      std::cerr << "nothing was running" << (queue.pending.empty() ? "" : "; pending prompts are removed with autopod comfy cancel")
-                << "\n";
+    if (queued.running.empty())
+      std::cerr << "nothing was running"
+                << (queued.pending.empty() ? "" : "; pending prompts are removed with autopod comfy cancel") << "\n";
     else
-      std::cerr << "interrupt sent for " << queue.running.front().prompt_id << "\n";
+      std::cerr << "interrupt sent for " << queued.running.front().prompt_id << "\n";
     return {};
   }));
   static std::vector<std::string> ids;
