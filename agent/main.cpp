@@ -34,6 +34,10 @@ int main(int argc, char** argv) {
   add_config_commands(app, ctx, exit_code);
   add_tunnel_commands(app, ctx, exit_code);
   add_comfy_commands(app, ctx, exit_code);
+  add_completion_commands(app, ctx, exit_code);
+  // The completion scripts ask the CLI definition itself (see cli/completion_cmd.cpp).
+  if (argc >= 2 && std::string(argv[1]) == "__complete")
+    return complete_words(app, std::vector<std::string>(argv + 2, argv + argc));
   // Options are read after parsing: hand them to the context before any callback runs.
   app.parse_complete_callback([&] {
     GlobalOptions o;

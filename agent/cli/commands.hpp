@@ -16,6 +16,11 @@ void add_volume_commands(CLI::App& app, Context& ctx, int& exit_code);
 void add_config_commands(CLI::App& app, Context& ctx, int& exit_code);
 void add_tunnel_commands(CLI::App& app, Context& ctx, int& exit_code);
 void add_comfy_commands(CLI::App& app, Context& ctx, int& exit_code);
+void add_completion_commands(CLI::App& app, Context& ctx, int& exit_code);
+
+// `autopod __complete WORDS...`: prints the completions of the last word, one per line, from the
+// CLI definition in `app` and the files under AUTOPOD_HOME (never the network). Returns 0.
+int complete_words(CLI::App& app, const std::vector<std::string>& words);
 
 // The tunnel spec for `pod` (as just listed); fails unless it runs and has a direct SSH endpoint.
 core::Result<tunnel::TunnelSpec> tunnel_spec_for(Context& ctx, const providers::Pod& pod,
