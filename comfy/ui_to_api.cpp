@@ -1,253 +1,418 @@
-// Editor-format (UI) workflows to API format, as the ComfyUI frontend's graphToPrompt does.
+// Editor-format (UI) workflows to API format, as the ComfyUI frontend's graphToPrompt does:
+// widget values first, then each input's link resolved through virtual (Reroute, PrimitiveNode,
+// GetNode/SetNode) and bypassed nodes, then links to nodes left out (muted) dropped.
 
-#include <optional>
+#include <random>
 #include <set>
 
-#include "comfy/json_fields.hpp"
+#include "comfy/ui_graph.hpp"
 #include "comfy/workflow.hpp"
+#include "core/fs.hpp"
 
 namespace autopod::comfy {
 
 using core::ErrorCode;
 using core::fail;
 using nlohmann::json;
+using nlohmann::ordered_json;
+
+namespace ui {
+
+std::string id_text(const json& id) {
+  if (id.is_string()) return id.get<std::string>();
+  if (id.is_number_integer()) return id.dump();
+  if (id.is_number_float()) {  // some editors wrote 5.0
+    double d = id.get<double>();
+    if (d == static_cast<double>(static_cast<long long>(d))) return std::to_string(static_cast<long long>(d));
+  }
+  return "";
+}
+
+}  // namespace ui
 
 namespace {
 
-const char* k_export_hint =
-    "open the workflow in ComfyUI and save it in API format (Workflow > Export (API)), then run "
-    "that file";
+using ui::k_export_hint;
 
-using fields::str;
-
-std::string id_text(const json& id) { return id.is_string() ? id.get<std::string>() : id.dump(); }
+enum Mode { k_always = 0, k_never = 2, k_bypass = 4 };
 
 struct UiNode {
   std::string id;
   std::string type;
-  int mode = 0;
+  int mode = k_always;
   const json* raw = nullptr;
+  const ordered_json* def = nullptr;  // its /object_info entry; null for editor-only nodes
 };
 
-// What an input receives: a link to a real node's output, a literal (from a PrimitiveNode), or
-// nothing (a muted source, or a bypassed one with no matching input).
+struct Link {
+  std::string origin;
+  int slot = 0;
+};
+
+// What an input receives: a node's output, a value (from a PrimitiveNode), or nothing.
 struct Source {
-  enum { none, link, literal } kind = none;
+  enum Kind { none, link, literal } kind = none;
   std::string node;
   int slot = 0;
   json value;
 };
 
-bool ui_only(const std::string& type) {
-  static const std::set<std::string> k = {"Note", "MarkdownNote", "PrimitiveNode", "Reroute",
-                                          "GetNode", "SetNode"};
+std::string text(const json& j, const char* key) {
+  if (!j.is_object()) return "";
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
+const json& member(const json& j, const char* key) {
+  static const json null;
+  if (!j.is_object()) return null;
+  auto it = j.find(key);
+  return it == j.end() ? null : *it;
+}
+
+std::optional<long long> integer(const json& j) {
+  if (j.is_number_integer()) return j.get<long long>();
+  if (j.is_number_float()) return static_cast<long long>(j.get<double>());
+  return std::nullopt;
+}
+
+// Editor-only nodes: they never reach the server.
+bool is_virtual(const std::string& type) {
+  static const std::set<std::string> k = {"Note", "MarkdownNote", "PrimitiveNode", "Reroute", "GetNode", "SetNode"};
   return k.count(type) > 0;
 }
 
-bool is_widget_type(const json& spec) {
-  if (!spec.is_array() || spec.empty()) return false;
-  const json& type = spec[0];
-  if (type.is_array()) return true;  // a legacy combo
-  if (!type.is_string()) return false;
-  if (spec.size() > 1 && spec[1].is_object() && spec[1].value("forceInput", false)) return false;
-  static const std::set<std::string> k = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"};
-  return k.count(type.get<std::string>()) > 0;
+// The save nodes whose filename_prefix the editor fills (%date:...%, %node.widget%).
+bool is_save_node(const std::string& type) {
+  static const std::set<std::string> k = {"SaveImage", "SaveImageAdvanced", "SaveSVGNode", "SaveVideo",
+                                          "SaveAnimatedWEBP", "SaveWEBM", "SaveAudio", "SaveAudioMP3",
+                                          "SaveAudioOpus", "SaveAudioAdvanced", "SaveGLB", "SaveAnimatedPNG",
+                                          "CLIPSave", "VAESave", "ModelSave", "LoraSave", "SaveLatent"};
+  return k.count(type) > 0;
+}
+
+// LiteGraph's type match: "*" and "" match anything, lists ("A,B") match any member, case aside.
+bool types_match(std::string a, std::string b) {
+  if (a.empty() || a == "*" || b.empty() || b == "*" || a == b) return true;
+  for (auto* s : {&a, &b})
+    for (char& c : *s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  auto split = [](const std::string& s) {
+    std::vector<std::string> parts;
+    std::size_t at = 0;
+    for (auto comma = s.find(','); ; comma = s.find(',', at)) {
+      parts.push_back(s.substr(at, comma == std::string::npos ? std::string::npos : comma - at));
+      if (comma == std::string::npos) return parts;
+      at = comma + 1;
+    }
+  };
+  for (const auto& x : split(a))
+    for (const auto& y : split(b))
+      if (x == y) return true;
+  return false;
 }
 
 class Converter {
  public:
-  Converter(const json& ui, const json& info) : m_ui(ui), m_info(info) {}
+  Converter(const json& ui, const ordered_json& info, const ConvertOptions& options)
+      : m_ui(ui), m_info(info), m_options(options), m_random(options.choice_seed) {}
 
   core::Result<json> run() {
-    std::set<std::string> subgraphs;
-    if (auto d = m_ui.find("definitions"); d != m_ui.end() && d->is_object())
-      if (auto s = d->find("subgraphs"); s != d->end() && s->is_array())
-        for (const auto& g : *s) subgraphs.insert(str(g, "id"));
-    for (const auto& n : m_ui["nodes"]) {
-      if (!n.is_object() || !n.contains("id") || !n.contains("type"))
-        return fail(ErrorCode::invalid_argument, "workflow: a node in \"nodes\" has no id or type", k_export_hint);
-      UiNode node{id_text(n["id"]), str(n, "type"), n.value("mode", 0), &n};
-      if (subgraphs.count(node.type))
-        return fail(ErrorCode::unsupported,
-                    "workflow: node #" + node.id + " is a subgraph, which autopod cannot expand yet",
-                    k_export_hint);
-      if (node.type == "SetNode" && n.contains("widgets_values") && n["widgets_values"].is_array() &&
-          !n["widgets_values"].empty())
-        m_setters[id_text(n["widgets_values"][0])] = node.id;
-      m_nodes[node.id] = node;
-    }
+    TRY(read_nodes());
     TRY(read_links());
+    for (const auto& node : m_order)
+      if (node->def) m_values[node->id] = values_with_primitives(*node);
     json prompt = json::object();
-    for (const auto& [id, node] : m_nodes) {
-      if (ui_only(node.type) || node.mode == 2 || node.mode == 4) continue;
-      if (!m_info.contains(node.type))
-        return fail(ErrorCode::invalid_argument,
-                    "workflow: node #" + id + " is of type " + node.type +
-                        ", which this ComfyUI does not have (a custom node that is not installed?)",
-                    "install the custom node on the pod, or " + std::string(k_export_hint));
-      TRY_ASSIGN(auto inputs, convert_inputs(node));
-      std::string title = str(*node.raw, "title");
-      if (title.empty()) title = m_info[node.type].value("display_name", node.type);
-      prompt[id] = {{"inputs", inputs}, {"class_type", node.type}, {"_meta", {{"title", title}}}};
+    for (const auto* node : m_order) {
+      if (!node->def || node->mode == k_never || node->mode == k_bypass) continue;
+      prompt[node->id] = {{"inputs", inputs_of(*node)}, {"class_type", node->type}, {"_meta", {{"title", title_of(*node)}}}};
     }
+    // As the editor does: an input linked to a node that is not sent (muted) is left out.
+    for (auto& [id, node] : prompt.items())
+      for (auto it = node["inputs"].begin(); it != node["inputs"].end();) {
+        bool dangling = it->is_array() && it->size() == 2 && (*it)[0].is_string() &&
+                        !prompt.contains((*it)[0].get<std::string>());
+        it = dangling ? node["inputs"].erase(it) : std::next(it);
+      }
     if (prompt.empty())
-      return fail(ErrorCode::invalid_argument, "workflow: no nodes left to run after removing muted and UI-only nodes");
+      return fail(ErrorCode::invalid_argument, "workflow: no nodes left to run after removing muted and editor-only nodes",
+                  "unmute (Ctrl+M) or un-bypass (Ctrl+B) the nodes to run in ComfyUI");
     return prompt;
   }
 
  private:
-  core::Status read_links() {
-    auto l = m_ui.find("links");
-    if (l == m_ui.end() || !l->is_array()) return {};  // schema 1 may leave links out
-    for (const auto& link : *l) {
-      if (link.is_array() && link.size() >= 5) {  // [id, src, src_slot, dst, dst_slot, type]
-        m_links[link[0].get<long long>()] = {id_text(link[1]), link[2].get<int>()};
-      } else if (link.is_object()) {  // {id, origin_id, origin_slot, target_id, target_slot, type}
-        m_links[link.value("id", -1LL)] = {id_text(link["origin_id"]), link.value("origin_slot", 0)};
-      } else {
-        return fail(ErrorCode::invalid_argument, "workflow: a link is neither [id, from, slot, to, slot, type] nor an object",
+  core::Status read_nodes() {
+    const json& nodes = member(m_ui, "nodes");
+    if (!nodes.is_array())
+      return fail(ErrorCode::invalid_argument, "workflow: \"nodes\" is not a list", k_export_hint);
+    std::set<std::string> subgraphs;
+    for (const auto& g : member(member(m_ui, "definitions"), "subgraphs"))
+      if (!text(g, "id").empty()) subgraphs.insert(text(g, "id"));
+    for (std::size_t i = 0; i < nodes.size(); ++i) {
+      const json& n = nodes[i];
+      if (n.is_null()) continue;
+      std::string where = "workflow: nodes[" + std::to_string(i) + "]";
+      if (!n.is_object()) return fail(ErrorCode::invalid_argument, where + " is not an object", k_export_hint);
+      UiNode node{ui::id_text(member(n, "id")), text(n, "type"), static_cast<int>(integer(member(n, "mode")).value_or(0)), &n, nullptr};
+      if (node.id.empty())
+        return fail(ErrorCode::invalid_argument, where + " (" + (node.type.empty() ? "no type" : node.type) + ") has no id",
                     k_export_hint);
-      }
+      if (node.type.empty())
+        return fail(ErrorCode::invalid_argument, "workflow: node #" + node.id + " has no type", k_export_hint);
+      if (subgraphs.count(node.type))
+        return fail(ErrorCode::unsupported, "workflow: node #" + node.id + " is a subgraph, which autopod cannot expand yet",
+                    k_export_hint);
+      TRY(attach_def(node));
+      if (node.type == "SetNode") m_setters[value_text(first_widget(n))] = node.id;
+      auto [it, fresh] = m_nodes.emplace(node.id, node);
+      if (!fresh)
+        return fail(ErrorCode::invalid_argument, "workflow: two nodes have the id " + node.id, k_export_hint);
+      m_order.push_back(&it->second);
     }
     return {};
   }
 
-  // The input entry `name` of a UI node, if it has a link.
-  std::optional<long long> input_link(const UiNode& node, const std::string& name) const {
-    auto ins = node.raw->find("inputs");
-    if (ins == node.raw->end() || !ins->is_array()) return std::nullopt;
-    for (const auto& in : *ins)
-      if (str(in, "name") == name && in.contains("link") && in["link"].is_number())
-        return in["link"].get<long long>();
-    return std::nullopt;
+  core::Status attach_def(UiNode& node) {
+    auto def = m_info.is_object() ? m_info.find(node.type) : m_info.end();
+    if (def != m_info.end() && def->is_object()) {
+      node.def = &*def;
+      return {};
+    }
+    // Muted and bypassed nodes are never sent, so they may be of a class the server lacks.
+    if (is_virtual(node.type) || node.mode == k_never || node.mode == k_bypass) return {};
+    return fail(ErrorCode::invalid_argument,
+                "workflow: node #" + node.id + " is of type " + node.type +
+                    ", which this ComfyUI does not have (a custom node that is not installed?)",
+                "install the custom node on the pod, or " + std::string(k_export_hint));
   }
 
-  Source resolve_link(long long link_id, int depth = 0) const {
-    auto it = m_links.find(link_id);
-    if (it == m_links.end() || depth > 64) return {};
-    return resolve(it->second.first, it->second.second, depth + 1);
+  core::Status read_links() {
+    const json& links = member(m_ui, "links");
+    if (!links.is_array()) return {};  // schema 1 may leave links out
+    for (std::size_t i = 0; i < links.size(); ++i) {
+      const json& l = links[i];
+      std::optional<long long> id, slot;
+      std::string origin;
+      if (l.is_array() && l.size() >= 5) {  // [id, from, from_slot, to, to_slot, type]
+        id = integer(l[0]), origin = ui::id_text(l[1]), slot = integer(l[2]);
+      } else if (l.is_object()) {  // {id, origin_id, origin_slot, target_id, target_slot, type}
+        id = integer(member(l, "id")), origin = ui::id_text(member(l, "origin_id")), slot = integer(member(l, "origin_slot"));
+      } else if (l.is_null()) {
+        continue;
+      }
+      if (!id || !slot || origin.empty())
+        return fail(ErrorCode::invalid_argument,
+                    "workflow: links[" + std::to_string(i) + "] is neither [id, from, slot, to, slot, type] nor "
+                    "{id, origin_id, origin_slot, ...}",
+                    k_export_hint);
+      m_links[*id] = {origin, static_cast<int>(*slot)};
+    }
+    return {};
   }
 
-  // Follows pass-through nodes back to the node that really produces the value.
-  Source resolve(const std::string& id, int slot, int depth) const {
+  static const json& first_widget(const json& node) {
+    const json& w = member(node, "widgets_values");
+    static const json null;
+    return w.is_array() && !w.empty() ? w[0] : null;
+  }
+
+  static std::string value_text(const json& v) { return v.is_string() ? v.get<std::string>() : v.is_null() ? "" : v.dump(); }
+
+  static const json& input_at(const UiNode& node, std::size_t i) {
+    const json& ins = member(*node.raw, "inputs");
+    static const json null;
+    return ins.is_array() && i < ins.size() ? ins[i] : null;
+  }
+
+  static std::size_t input_count(const UiNode& node) {
+    const json& ins = member(*node.raw, "inputs");
+    return ins.is_array() ? ins.size() : 0;
+  }
+
+  // --- resolving links: ExecutableNodeDTO.resolveInput / resolveOutput in the frontend ---------
+
+  Source resolve_link(const json& link_id, const std::string& type, int depth) const {
+    auto id = integer(link_id);
+    if (!id || depth > 1000) return {};  // unlinked, or a cycle through virtual nodes
+    auto link = m_links.find(*id);
+    if (link == m_links.end()) return {};
+    return resolve_output(link->second.origin, link->second.slot, type, depth + 1);
+  }
+
+  Source resolve_input(const UiNode& node, std::size_t index, const std::string& type, int depth) const {
+    const json& in = input_at(node, index);
+    return resolve_link(member(in, "link"), type.empty() ? text(in, "type") : type, depth);
+  }
+
+  Source resolve_output(const std::string& id, int slot, const std::string& type, int depth) const {
     auto it = m_nodes.find(id);
     if (it == m_nodes.end()) return {};
     const UiNode& node = it->second;
-    const json& raw = *node.raw;
-    if (node.mode == 2) return {};  // muted: its outputs are gone
-    if (node.type == "PrimitiveNode") {
-      Source s;
-      if (raw.contains("widgets_values") && raw["widgets_values"].is_array() && !raw["widgets_values"].empty()) {
-        s.kind = Source::literal;
-        s.value = raw["widgets_values"][0];
-      }
-      return s;
+    if (node.type == "PrimitiveNode") {  // its value is copied into the widgets it feeds
+      const json& v = first_widget(*node.raw);
+      return v.is_null() ? Source{} : Source{Source::literal, "", 0, v};
     }
-    if (node.type == "Reroute") {
-      auto ins = raw.find("inputs");
-      if (ins != raw.end() && ins->is_array() && !ins->empty() && (*ins)[0].contains("link") &&
-          (*ins)[0]["link"].is_number())
-        return resolve_link((*ins)[0]["link"].get<long long>(), depth);
-      return {};
+    if (node.mode == k_bypass) {
+      auto index = bypass_input(node, slot, type);
+      return index ? resolve_input(node, *index, "", depth) : Source{};
     }
     if (node.type == "GetNode") {
-      std::string name = raw.contains("widgets_values") && raw["widgets_values"].is_array() &&
-                                 !raw["widgets_values"].empty()
-                             ? id_text(raw["widgets_values"][0])
-                             : "";
-      auto setter = m_setters.find(name);
-      if (setter == m_setters.end()) return {};
-      const UiNode& set = m_nodes.at(setter->second);
-      auto ins = set.raw->find("inputs");
-      if (ins != set.raw->end() && ins->is_array() && !ins->empty() && (*ins)[0]["link"].is_number())
-        return resolve_link((*ins)[0]["link"].get<long long>(), depth);
-      return {};
+      auto setter = m_setters.find(value_text(first_widget(*node.raw)));
+      return setter == m_setters.end() ? Source{} : resolve_input(m_nodes.at(setter->second), 0, type, depth);
     }
-    if (node.mode == 4) {  // bypassed: the first input of the output's type passes through
-      std::string type;
-      if (auto outs = raw.find("outputs"); outs != raw.end() && outs->is_array() &&
-                                           slot < static_cast<int>(outs->size()))
-        type = str((*outs)[static_cast<std::size_t>(slot)], "type");
-      if (auto ins = raw.find("inputs"); ins != raw.end() && ins->is_array())
-        for (const auto& in : *ins)
-          if (str(in, "type") == type && in.contains("link") && in["link"].is_number())
-            return resolve_link(in["link"].get<long long>(), depth);
-      return {};
-    }
-    Source s;
-    s.kind = Source::link;
-    s.node = id;
-    s.slot = slot;
-    return s;
+    if (is_virtual(node.type))  // Reroute, SetNode: the input in the same slot passes through
+      return slot >= 0 && static_cast<std::size_t>(slot) < input_count(node) ? resolve_input(node, slot, type, depth) : Source{};
+    return {Source::link, id, slot, {}};
   }
 
-  core::Result<json> convert_inputs(const UiNode& node) {
-    const json& info = m_info[node.type];
-    const json& raw = *node.raw;
-    json widgets = raw.contains("widgets_values") ? raw["widgets_values"] : json::array();
-    std::size_t wi = 0;
+  // The input a bypassed node passes to output `slot` for an input of `type`: the one in the same
+  // slot when its type fits, else the first of exactly that type, else the first that fits.
+  static std::optional<std::size_t> bypass_input(const UiNode& node, int slot, const std::string& type) {
+    std::size_t n = input_count(node), s = slot < 0 ? 0 : static_cast<std::size_t>(slot);
+    if (type.empty() || type == "*") return n > s ? s : 0;
+    const json& outs = member(*node.raw, "outputs");
+    std::string out_type = outs.is_array() && s < outs.size() ? text(outs[s], "type") : "";
+    auto fits = [&](std::size_t i) {
+      std::string t = text(input_at(node, i), "type");
+      return types_match(t, out_type) && types_match(t, type);
+    };
+    if (s < n && fits(s)) return s;
+    for (std::size_t i = 0; i < n; ++i)
+      if (text(input_at(node, i), "type") == type) return i;
+    for (std::size_t i = 0; i < n; ++i)
+      if (fits(i)) return i;
+    return std::nullopt;
+  }
+
+  // --- one node's inputs ------------------------------------------------------------------------
+
+  // Widget values after PrimitiveNodes have copied theirs in (the editor does so before queueing).
+  std::vector<std::pair<std::string, json>> values_with_primitives(const UiNode& node) const {
+    auto values = ui::widget_values(*node.raw, *node.def);
+    for (std::size_t i = 0; i < input_count(node); ++i) {
+      const json& in = input_at(node, i);
+      if (member(in, "link").is_null()) continue;
+      Source s = resolve_input(node, i, "", 0);
+      if (s.kind != Source::literal) continue;
+      for (auto& [name, value] : values)
+        if (name == text(in, "name")) value = s.value;
+    }
+    return values;
+  }
+
+  json inputs_of(const UiNode& node) {
     json inputs = json::object();
-    for (const char* section : {"required", "optional"}) {
-      auto specs = info.contains("input") ? info["input"].value(section, json::object()) : json::object();
-      std::vector<std::string> order;
-      if (info.contains("input_order") && info["input_order"].contains(section))
-        for (const auto& n : info["input_order"][section]) order.push_back(n.get<std::string>());
-      else
-        for (const auto& [n, spec] : specs.items()) order.push_back(n);
-      for (const auto& name : order) {
-        if (!specs.contains(name)) continue;
-        const json& spec = specs[name];
-        std::optional<json> value;
-        if (is_widget_type(spec)) {
-          if (widgets.is_object()) {
-            if (widgets.contains(name)) value = widgets[name];
-          } else if (widgets.is_array() && wi < widgets.size()) {
-            value = widgets[wi++];
-            json opts = spec.size() > 1 && spec[1].is_object() ? spec[1] : json::object();
-            // The editor stores extra values after some widgets: the control_after_generate
-            // mode after seed-like ints, and the upload button's name after upload combos.
-            static const std::set<std::string> k_control = {"fixed", "increment", "decrement", "randomize"};
-            bool seed_like = spec[0] == "INT" && (opts.value("control_after_generate", false) ||
-                                                   name == "seed" || name == "noise_seed");
-            if (seed_like && wi < widgets.size() && widgets[wi].is_string() &&
-                k_control.count(widgets[wi].get<std::string>()))
-              ++wi;
-            bool upload = opts.value("image_upload", false) || opts.value("video_upload", false) ||
-                          opts.value("audio_upload", false);
-            if (upload && wi < widgets.size() && widgets[wi].is_string() &&
-                (widgets[wi] == "image" || widgets[wi] == "video" || widgets[wi] == "audio"))
-              ++wi;
-          }
-        }
-        // A link (a widget converted to an input, or a plain input) wins over the widget value.
-        if (auto link = input_link(node, name)) {
-          Source s = resolve_link(*link);
-          if (s.kind == Source::link) value = json::array({s.node, s.slot});
-          else if (s.kind == Source::literal) value = s.value;
-          else value.reset();
-        }
-        if (value) inputs[name] = *value;
-      }
+    for (const auto& [name, value] : m_values[node.id]) {
+      json v = serialized(node, name, value);
+      // Arrays are links in a prompt; the server unwraps a list value from {"__value__": [...]}.
+      inputs[name] = v.is_array() ? json{{"__value__", v}} : v;
+    }
+    for (std::size_t i = 0; i < input_count(node); ++i) {
+      const json& in = input_at(node, i);
+      std::string name = text(in, "name");
+      if (name.empty() || member(in, "link").is_null()) continue;
+      Source s = resolve_input(node, i, "", 0);
+      if (s.kind == Source::link) inputs[name] = json::array({s.node, s.slot});
+      else if (s.kind == Source::literal && !inputs.contains(name)) inputs[name] = s.value;
     }
     return inputs;
   }
 
+  // What a widget's value becomes when the editor queues it.
+  json serialized(const UiNode& node, const std::string& name, const json& value) {
+    if (!value.is_string()) return value;
+    if (name == "filename_prefix" && is_save_node(node.type))
+      return ui::replace_references(value.get<std::string>(), local_time(),
+                                    [this](const std::string& n, const std::string& w) { return lookup(n, w); });
+    const ordered_json* spec = input_spec(*node.def, name);
+    if (spec && spec->is_array() && spec->size() > 1 && (*spec)[1].is_object() &&
+        (*spec)[1].value("dynamicPrompts", false) == true)
+      return ui::resolve_dynamic_prompt(value.get<std::string>(), [this](std::size_t n) {
+        return std::uniform_int_distribution<std::size_t>(0, n - 1)(m_random);
+      });
+    return value;
+  }
+
+  // %NODE.WIDGET%: NODE is a "Node name for S&R" (by default the class, except on save nodes),
+  // else a title; the first such node in the workflow.
+  std::optional<json> lookup(const std::string& name, const std::string& widget) const {
+    auto find = [&](auto&& matches) -> const UiNode* {
+      for (const auto* n : m_order)
+        if (matches(*n)) return n;
+      return nullptr;
+    };
+    const UiNode* node = find([&](const UiNode& n) {
+      const json& p = member(member(*n.raw, "properties"), "Node name for S&R");
+      return p.is_string() ? p == name : !is_save_node(n.type) && n.type == name;
+    });
+    if (!node) node = find([&](const UiNode& n) { return title_of(n) == name; });
+    auto values = node ? m_values.find(node->id) : m_values.end();
+    if (values == m_values.end()) return std::nullopt;
+    for (const auto& [n, v] : values->second)
+      if (n == widget) return v;
+    return std::nullopt;
+  }
+
+  std::string title_of(const UiNode& node) const {
+    std::string title = text(*node.raw, "title");
+    if (title.empty() && node.def) {
+      auto d = node.def->find("display_name");  // null on 105 of 0.3.64's classes
+      if (d != node.def->end() && d->is_string()) title = d->get<std::string>();
+    }
+    return title.empty() ? node.type : title;
+  }
+
+  static const ordered_json* input_spec(const ordered_json& def, const std::string& name) {
+    auto input = def.find("input");
+    if (input == def.end() || !input->is_object()) return nullptr;
+    for (const char* section : {"required", "optional"}) {
+      auto specs = input->find(section);
+      if (specs == input->end() || !specs->is_object()) continue;
+      if (auto spec = specs->find(name); spec != specs->end()) return &*spec;
+    }
+    return nullptr;
+  }
+
+  const std::tm& local_time() {
+    if (!m_time) {
+      std::time_t t = std::chrono::system_clock::to_time_t(m_options.now);
+      m_time.emplace();
+      localtime_r(&t, &*m_time);
+    }
+    return *m_time;
+  }
+
   const json& m_ui;
-  const json& m_info;
+  const ordered_json& m_info;
+  const ConvertOptions& m_options;
+  std::mt19937_64 m_random;
+  std::optional<std::tm> m_time;
   std::map<std::string, UiNode> m_nodes;
-  std::map<long long, std::pair<std::string, int>> m_links;
+  std::vector<const UiNode*> m_order;  // as listed in the workflow
+  std::map<long long, Link> m_links;
   std::map<std::string, std::string> m_setters;  // SetNode name -> node id
+  std::map<std::string, std::vector<std::pair<std::string, json>>> m_values;  // widget values by node id
 };
 
 }  // namespace
 
-core::Result<json> ui_to_api(const json& ui, const json& object_info) {
+core::Result<json> ui_to_api(const json& ui, const ordered_json& object_info, const ConvertOptions& options) {
   try {
-    return Converter(ui, object_info).run();
-  } catch (const json::exception& e) {
-    return fail(ErrorCode::invalid_argument, std::string("workflow: unexpected editor-format shape: ") + e.what(),
+    json expanded = ui;
+    TRY(ui::expand_group_nodes(expanded, object_info));
+    return Converter(expanded, object_info, options).run();
+  } catch (const json::exception& e) {  // a bug: every field is checked before it is read
+    return fail(ErrorCode::internal, std::string("workflow: unexpected editor-format shape: ") + e.what(),
                 k_export_hint);
   }
+}
+
+core::Result<ordered_json> load_object_info(const std::filesystem::path& path) {
+  TRY_ASSIGN(auto content, core::read_file(path));
+  auto info = ordered_json::parse(content, nullptr, false);
+  if (info.is_discarded() || !info.is_object())
+    return fail(ErrorCode::invalid_argument, path.string() + ": not the JSON object GET /object_info returns",
+                "save it from the pod's ComfyUI: curl http://127.0.0.1:8188/object_info > object_info.json");
+  return info;
 }
 
 }  // namespace autopod::comfy
