@@ -52,6 +52,13 @@ json widget_default(const ordered_json& spec);
 // set get their defaults.
 std::vector<std::pair<std::string, json>> widget_values(const json& node, const ordered_json& def);
 
+// LiteGraph's match of slot types: "*" and "" match anything, lists ("A,B") match any member,
+// case aside.
+bool types_match(std::string a, std::string b);
+
+// The save nodes whose filename_prefix the editor fills (%date:...%, %node.widget%).
+bool is_save_node(const std::string& type);
+
 // Looks up the value of widget `widget` of the node that `node` names (its "Node name for S&R" or
 // its title), for %node.widget% references.
 using WidgetLookup = std::function<std::optional<json>(const std::string& node, const std::string& widget)>;
@@ -63,7 +70,8 @@ std::string replace_references(const std::string& value, const std::tm& local_ti
                                const WidgetLookup& lookup);
 
 // The date format of %date:FORMAT%: yyyy, yy, M/MM, d/dd, h/hh (0-23), m/mm, s/ss; anything else
-// is copied. As in the editor, a format stops at its first dot (%date:yyyy.MM% gives the year).
+// is copied. As in the editor, dots end a format: %date:yyyy.MM.dd% gives the year only, and
+// with a single dot the reference is read as %NODE.WIDGET%.
 std::string format_date(const std::string& format, const std::tm& local_time);
 
 // A dynamic prompt as the editor resolves it when it queues a widget marked dynamicPrompts:

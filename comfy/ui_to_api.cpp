@@ -82,35 +82,6 @@ bool is_virtual(const std::string& type) {
   return k.count(type) > 0;
 }
 
-// The save nodes whose filename_prefix the editor fills (%date:...%, %node.widget%).
-bool is_save_node(const std::string& type) {
-  static const std::set<std::string> k = {"SaveImage", "SaveImageAdvanced", "SaveSVGNode", "SaveVideo",
-                                          "SaveAnimatedWEBP", "SaveWEBM", "SaveAudio", "SaveAudioMP3",
-                                          "SaveAudioOpus", "SaveAudioAdvanced", "SaveGLB", "SaveAnimatedPNG",
-                                          "CLIPSave", "VAESave", "ModelSave", "LoraSave", "SaveLatent"};
-  return k.count(type) > 0;
-}
-
-// LiteGraph's type match: "*" and "" match anything, lists ("A,B") match any member, case aside.
-bool types_match(std::string a, std::string b) {
-  if (a.empty() || a == "*" || b.empty() || b == "*" || a == b) return true;
-  for (auto* s : {&a, &b})
-    for (char& c : *s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  auto split = [](const std::string& s) {
-    std::vector<std::string> parts;
-    std::size_t at = 0;
-    for (auto comma = s.find(','); ; comma = s.find(',', at)) {
-      parts.push_back(s.substr(at, comma == std::string::npos ? std::string::npos : comma - at));
-      if (comma == std::string::npos) return parts;
-      at = comma + 1;
-    }
-  };
-  for (const auto& x : split(a))
-    for (const auto& y : split(b))
-      if (x == y) return true;
-  return false;
-}
-
 class Converter {
  public:
   Converter(const json& ui, const ordered_json& info, const ConvertOptions& options)
@@ -273,7 +244,7 @@ class Converter {
     std::string out_type = outs.is_array() && s < outs.size() ? text(outs[s], "type") : "";
     auto fits = [&](std::size_t i) {
       std::string t = text(input_at(node, i), "type");
-      return types_match(t, out_type) && types_match(t, type);
+      return ui::types_match(t, out_type) && ui::types_match(t, type);
     };
     if (s < n && fits(s)) return s;
     for (std::size_t i = 0; i < n; ++i)
@@ -320,7 +291,7 @@ class Converter {
   // What a widget's value becomes when the editor queues it.
   json serialized(const UiNode& node, const std::string& name, const json& value) {
     if (!value.is_string()) return value;
-    if (name == "filename_prefix" && is_save_node(node.type))
+    if (name == "filename_prefix" && ui::is_save_node(node.type))
       return ui::replace_references(value.get<std::string>(), local_time(),
                                     [this](const std::string& n, const std::string& w) { return lookup(n, w); });
     const ordered_json* spec = input_spec(*node.def, name);
@@ -342,7 +313,7 @@ class Converter {
     };
     const UiNode* node = find([&](const UiNode& n) {
       const json& p = member(member(*n.raw, "properties"), "Node name for S&R");
-      return p.is_string() ? p == name : !is_save_node(n.type) && n.type == name;
+      return p.is_string() ? p == name : !ui::is_save_node(n.type) && n.type == name;
     });
     if (!node) node = find([&](const UiNode& n) { return title_of(n) == name; });
     auto values = node ? m_values.find(node->id) : m_values.end();

@@ -1,6 +1,7 @@
 // What the editor does to text widgets when it queues: %date:FORMAT% and %node.widget% in save
 // nodes' filename_prefix, and {a|b} choices with comments removed in dynamic prompts.
 
+#include <set>
 #include <string_view>
 
 #include "comfy/ui_graph.hpp"
@@ -118,6 +119,14 @@ class DynamicPrompt {
 };
 
 }  // namespace
+
+bool is_save_node(const std::string& type) {
+  static const std::set<std::string> k = {"SaveImage", "SaveImageAdvanced", "SaveSVGNode", "SaveVideo",
+                                          "SaveAnimatedWEBP", "SaveWEBM", "SaveAudio", "SaveAudioMP3",
+                                          "SaveAudioOpus", "SaveAudioAdvanced", "SaveGLB", "SaveAnimatedPNG",
+                                          "CLIPSave", "VAESave", "ModelSave", "LoraSave", "SaveLatent"};
+  return k.count(type) > 0;
+}
 
 std::string format_date(const std::string& format, const std::tm& t) {
   std::string out;

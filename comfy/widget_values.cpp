@@ -1,5 +1,6 @@
 // The widgets the editor makes for a node class and how widgets_values fills them.
 
+#include <cctype>
 #include <set>
 
 #include "comfy/ui_graph.hpp"
@@ -73,6 +74,25 @@ bool is_control_value(const json& v) {
 }
 
 }  // namespace
+
+bool types_match(std::string a, std::string b) {
+  if (a.empty() || a == "*" || b.empty() || b == "*" || a == b) return true;
+  for (auto* s : {&a, &b})
+    for (char& c : *s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  auto split = [](const std::string& s) {
+    std::vector<std::string> parts;
+    std::size_t at = 0;
+    for (auto comma = s.find(','); ; comma = s.find(',', at)) {
+      parts.push_back(s.substr(at, comma == std::string::npos ? std::string::npos : comma - at));
+      if (comma == std::string::npos) return parts;
+      at = comma + 1;
+    }
+  };
+  for (const auto& x : split(a))
+    for (const auto& y : split(b))
+      if (x == y) return true;
+  return false;
+}
 
 std::vector<WidgetSlot> widget_slots(const ordered_json& def) {
   std::vector<WidgetSlot> slots;

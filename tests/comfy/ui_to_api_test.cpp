@@ -194,6 +194,35 @@ TEST(UiToApiCorpus, EveryPairMatchesWhatTheFrontendQueued) {
 }
 
 
+// The frontend's own tests assert these two on its default graph.
+TEST(UiToApiCorpus, TheFrontendsOwnMuteAndBypassCases) {
+  fs::path dir = k_pairs_dir / "editor-only";
+  ASSERT_TRUE(fs::is_directory(dir)) << "the frontend pairs are missing: " << dir.string();
+  auto load = [&](const char* name) { return comfy::ui_to_api(*comfy::load_json_file(dir / name), fixture_object_info(), {k_now}); };
+  auto plain = load("frontend__browser_tests__default.json");
+  ASSERT_TRUE(plain) << plain.error().describe();
+  EXPECT_TRUE(plain->contains("3"));
+  auto muted = load("frontend__default__node3-muted.derived.json");
+  ASSERT_TRUE(muted) << muted.error().describe();
+  EXPECT_FALSE(muted->contains("3"));
+  auto bypassed = load("frontend__default__node3-bypassed.derived.json");
+  ASSERT_TRUE(bypassed) << bypassed.error().describe();
+  EXPECT_FALSE(bypassed->contains("3"));
+  EXPECT_EQ((*bypassed)["8"]["inputs"]["samples"], parse_json(R"(["5", 0])"));
+}
+
+// Subgraphs are not expanded yet: refused, naming the node, with the way out.
+TEST(UiToApiCorpus, SubgraphsAreRefusedWithAHint) {
+  for (const char* name : {"comfycli__subgraph_template_ui.json", "comfycli__gallery__02_qwen_Image_edit_subgraphed.json"}) {
+    auto ui = comfy::load_json_file(k_pairs_dir / "editor-only" / name);
+    ASSERT_TRUE(ui) << ui.error().describe();
+    auto r = comfy::ui_to_api(*ui, fixture_object_info(), {k_now});
+    ASSERT_FALSE(r) << name;
+    EXPECT_NE(r.error().message.find("is a subgraph"), std::string::npos) << r.error().message;
+    EXPECT_NE(r.error().hint.find("Export (API)"), std::string::npos) << r.error().hint;
+  }
+}
+
 // --- one test per kind ---------------------------------------------------------------------------
 
 // Trimmed from 0.3.64's /object_info, in the server's order.
