@@ -105,8 +105,9 @@ class ComfyClient {
   // Removes pending prompts (the running one is not affected: use interrupt).
   core::Status cancel(const std::vector<std::string>& prompt_ids);
   core::Status free(bool unload_models, bool free_memory);
-  // All node schemas (expensive on the server: for converting editor-format workflows).
-  core::Result<nlohmann::json> object_info();
+  // All node schemas (expensive on the server: for converting editor-format workflows), in the
+  // server's key order, which is the widget order when a class has no input_order.
+  core::Result<nlohmann::ordered_json> object_info();
   // POST /prompt with the socket's client id, so its events reach that socket. A 400 is an
   // invalid_argument error whose message lists every node error.
   core::Result<Submitted> submit(const nlohmann::json& prompt, const std::string& client_id,

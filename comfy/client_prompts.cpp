@@ -105,8 +105,10 @@ std::filesystem::path local_output_path(const std::filesystem::path& dir, const 
   return out / name;
 }
 
-core::Result<json> ComfyClient::object_info() {
-  TRY_ASSIGN(auto body, get_json("/object_info"));
+core::Result<nlohmann::ordered_json> ComfyClient::object_info() {
+  TRY_ASSIGN(auto response, request("GET", "/object_info"));
+  auto body = nlohmann::ordered_json::parse(response.body, nullptr, false);
+  if (body.is_discarded()) return fail(ErrorCode::protocol, "comfyui sent malformed JSON for GET /object_info");
   if (!body.is_object()) return fail(ErrorCode::protocol, "/object_info is not an object");
   return body;
 }

@@ -3,9 +3,11 @@
 // errors, telling the API format from the editor's UI format, converting UI to API with the
 // server's /object_info, and the edits `comfy run` makes (--set, seeds, uploaded inputs).
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -25,12 +27,38 @@ core::Result<nlohmann::json> load_json_file(const std::filesystem::path& path);
 // is recognised by its "nodes" array. invalid_argument when it is neither.
 core::Result<WorkflowFormat> detect_format(nlohmann::json& workflow, const std::string& where);
 
-// Converts an editor-format workflow to API format using /object_info: widget values mapped to
-// input names (skipping control_after_generate and upload-button values), links to [node, slot]
-// through Reroute nodes, bypassed (mode 4) nodes passed through, muted (mode 2) nodes, notes and
-// primitives removed, GetNode/SetNode pairs resolved. A node that cannot be converted (not
-// installed on the server, a subgraph) is an error naming it, with how to export API format.
-core::Result<nlohmann::json> ui_to_api(const nlohmann::json& ui, const nlohmann::json& object_info);
+// What the editor fills in when it queues a workflow.
+struct ConvertOptions {
+  // %date:FORMAT% in save nodes' filename_prefix is this time, in the local time zone.
+  std::chrono::system_clock::time_point now = std::chrono::system_clock::now();
+  // Seeds the picks of {a|b} choices in dynamic prompts; the same seed makes the same picks.
+  std::uint64_t choice_seed = std::random_device{}();
+};
+
+// Converts an editor-format workflow to the API prompt the ComfyUI frontend's graphToPrompt
+// queues, using the server's /object_info:
+// - widgets_values mapped by position onto the class's widgets (input_order, else the declared
+//   order; a seed's control value, "randomize" or a 2023 boolean, and the upload button's value
+//   skipped); widgets without a saved value get the declared default; list values are sent as
+//   {"__value__": [...]};
+// - links resolved through Reroute, PrimitiveNode (its value), GetNode/SetNode, and bypassed
+//   (mode 4) nodes, which pass on the input in the same slot when its type fits, else the first
+//   of exactly that type, else the first that fits; muted (mode 2) and editor-only nodes left out,
+//   with the inputs linked to them;
+// - legacy group nodes ("workflow>NAME" in extra.groupNodes) expanded into nodes "ID:0", ...;
+// - save nodes' filename_prefix with %date:FORMAT% (yyyy yy MM M dd d hh h mm m ss s; a format
+//   ends at its first dot) and %NODE.WIDGET% (by "Node name for S&R" or title) replaced, and
+//   dynamicPrompts text with comments removed and {a|b} choices picked.
+// Fields of any type are read defensively. Fails with invalid_argument naming the node (id,
+// type, field) for a node the server does not have or a malformed workflow, and unsupported for
+// a subgraph (not expanded yet); the hint says how to export API format instead.
+// `object_info` keeps the server's key order: servers before 2024-08-15 send no input_order, and
+// the declaration order is then the widget order.
+core::Result<nlohmann::json> ui_to_api(const nlohmann::json& ui, const nlohmann::ordered_json& object_info,
+                                       const ConvertOptions& options = {});
+
+// A saved /object_info, parsed keeping its key order; errors name the file, line and column.
+core::Result<nlohmann::ordered_json> load_object_info(const std::filesystem::path& path);
 
 // --set NODE.INPUT=VALUE. NODE is a node id or a _meta.title; VALUE becomes an int, float, bool,
 // JSON (objects, arrays, quoted strings, null) or else a plain string.

@@ -323,6 +323,12 @@ void add_comfy_commands(CLI::App& app, Context& ctx, int& exit_code) {
   run_cmd->add_flag("--no-wait", ra.no_wait, "print the prompt id(s) and return");
   run_cmd->callback(run(ctx, exit_code, [&ctx] { return cmd_run(ctx, t, ra); }));
 
+  add_comfy_convert_command(*comfy, ctx, exit_code, [](CLI::App* cmd) { add_target(cmd, t); },
+                            [&ctx]() -> core::Result<nlohmann::ordered_json> {
+                              TRY_ASSIGN(auto client, client_for(ctx, t));
+                              return client->object_info();
+                            });
+
   static bool unload = true, free_memory = true;
   auto* free = comfy->add_subcommand("free", "unload models and free memory on the pod");
   add_target(free, t);

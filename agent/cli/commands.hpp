@@ -21,6 +21,11 @@ void add_completion_commands(CLI::App& app, Context& ctx, int& exit_code);
 // `autopod __complete WORDS...`: prints the completions of the last word, one per line, from the
 // CLI definition in `app` and the files under AUTOPOD_HOME (never the network). Returns 0.
 int complete_words(CLI::App& app, const std::vector<std::string>& words);
+// `comfy convert`, under the `comfy` group: `add_target` adds the pod options, `from_server` gets
+// /object_info from the pod's ComfyUI when no --object-info file is given.
+using ServerObjectInfo = std::function<core::Result<nlohmann::ordered_json>()>;
+void add_comfy_convert_command(CLI::App& comfy, Context& ctx, int& exit_code,
+                               const std::function<void(CLI::App*)>& add_target, ServerObjectInfo from_server);
 
 // The tunnel spec for `pod` (as just listed); fails unless it runs and has a direct SSH endpoint.
 core::Result<tunnel::TunnelSpec> tunnel_spec_for(Context& ctx, const providers::Pod& pod,
