@@ -153,7 +153,7 @@ Result<std::string> load_plugin(const std::string& path) {
   register_provider(name, [plugin, path](const ProviderContext& context)
                               -> Result<std::unique_ptr<Provider>> {
     json config = json::object();
-    if (context.config) config["home"] = context.config->home.string();
+    if (context.config) config["home"] = context.config->home.root().string();
     char* error = nullptr;
     void* instance = nullptr;
     try {
