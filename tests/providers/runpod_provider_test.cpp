@@ -44,7 +44,7 @@ struct Fixture : ::testing::Test {
 
   void SetUp() override { make("rpa_testkey"); }
   void make(const std::string& key) {
-    auto t = std::make_unique<testing::FakeTransport>();
+    auto t = std::make_unique<testing::FakeTransport>(&clock);
     transport = t.get();
     providers::runpod::RunpodOptions o;
     o.api_url = "http://runpod.test";
