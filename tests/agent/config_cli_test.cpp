@@ -32,5 +32,21 @@ TEST_F(Cli, ConfigShowMasksTheKeyAndInitWritesAPrivateFile) {
   EXPECT_RUN(autopod({"config", "show", "--json"}), 0);
 }
 
+// Both views come from one table of keys: what the YAML view shows, the JSON view shows too.
+TEST_F(Cli, ConfigShowJsonHasThePodEnvMaskedAsTheYamlViewDoes) {
+  ASSERT_TRUE(core::ensure_dir(dir / "home"));
+  ASSERT_TRUE(core::write_file_atomic(dir / "home" / "config.yaml",
+                                      "pod:\n  env:\n    HF_TOKEN: hf_secretsecret1234\n", 0600));
+  auto yaml = autopod({"config", "show"});
+  EXPECT_RUN(yaml, 0);
+  EXPECT_NE(yaml.out.find("HF_TOKEN"), std::string::npos) << yaml.out;
+  EXPECT_NE(yaml.out.find("****1234"), std::string::npos) << yaml.out;
+  auto shown = autopod({"config", "show", "--json"});
+  EXPECT_RUN(shown, 0);
+  EXPECT_EQ(shown.out.find("hf_secretsecret"), std::string::npos);
+  auto doc = json::parse(shown.out);
+  EXPECT_EQ(doc["pod"]["env"]["HF_TOKEN"], "****1234") << shown.out;
+}
+
 }  // namespace
 }  // namespace autopod

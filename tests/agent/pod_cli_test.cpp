@@ -187,3 +187,61 @@ TEST_F(Cli, FiftyConcurrentConnectsLoseNoRecord) {
 
 }  // namespace
 }  // namespace autopod
+
+namespace autopod {
+namespace {
+
+using nlohmann::json;
+using testing::Cli;
+using testing::k_key;
+
+// Field report 3: a pod that stays STARTING, polled every 3 s. --timeout 4 waits about 4 s (it
+// used to give up at the last poll before the deadline, after 3 s) and says how long it waited.
+TEST_F(Cli, ConnectTimeoutBoundsTheWaitAndSaysTheRealTime) {
+  sandbox::SandboxOptions o;
+  o.api_key = k_key;
+  o.provisioning_time = std::chrono::milliseconds(0);
+  o.starting_time = std::chrono::hours(1);
+  sandbox::RunpodSandbox slow(o);
+  ASSERT_TRUE(slow.start());
+  env[1] = "RUNPOD_API_URL=" + slow.url();
+  env[3] = "AUTOPOD_POLL_MS=3000";
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = autopod({"connect", "--name", "slow", "--timeout", "4"});
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_RUN(r, 5);
+  EXPECT_GE(secs, 3.5);
+  EXPECT_LE(secs, 5.5);
+  EXPECT_NE(r.err.find("not ready after 4."), std::string::npos) << r.err;
+}
+
+// Field report 4: an API where every other request (1st, 3rd, ...) fails and does nothing.
+void connect_through_a_flaky_api(Cli& t, int status) {
+  t.server->add_fault({.path = "/v2/", .kind = "every_other", .status = status, .count = 1 << 20});
+  auto r = t.autopod({"connect", "--name", "flaky", "--gpu", "RTX 4090", "--timeout", "60"});
+  EXPECT_RUN(r, 0);
+  int named = 0;
+  auto snapshot = t.server->snapshot();
+  for (const auto& pod : snapshot["pods"]) named += pod["name"] == "flaky";
+  EXPECT_EQ(named, 1);
+}
+
+TEST_F(Cli, ConnectSurvivesAnApiWhereEveryOtherRequestAnswers503) {
+  connect_through_a_flaky_api(*this, 503);
+}
+
+TEST_F(Cli, ConnectSurvivesAnApiWhereEveryOtherRequestIsA502GatewayPage) {
+  connect_through_a_flaky_api(*this, 502);
+}
+
+// Field report 5b: a request autopod built is not the user's input: exit 1, with RunPod's errors.
+TEST_F(Cli, CreateRejectedByRunpodsSchemaIsExitOneWithItsErrors) {
+  server->add_fault({.method = "POST", .path = "/v2/pods", .kind = "status", .status = 422});
+  auto r = autopod({"connect", "--name", "x", "--no-wait"});
+  EXPECT_RUN(r, 1);
+  EXPECT_NE(r.err.find("injected: property not accepted"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("report"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace autopod

@@ -52,5 +52,16 @@ TEST_F(Cli, PluginProviderFromPluginDir) {
   EXPECT_NE(std::find(names.begin(), names.end(), "static"), names.end());
 }
 
+// plugin_abi.h promises each plugin its own config.yaml section: plugins: {NAME: {...}}.
+TEST_F(Cli, PluginGetsItsOwnConfigSection) {
+  ASSERT_TRUE(core::ensure_dir(dir / "home"));
+  ASSERT_TRUE(core::write_file_atomic(dir / "home" / "config.yaml",
+                                      "plugins:\n  static:\n    image: from-plugin-config\n", 0600));
+  auto r = autopod({"--plugin-dir", testing::plugin_dir(), "--provider", "static", "connect",
+                    "--name", "x", "--no-wait", "--json"});
+  EXPECT_RUN(r, 0);
+  EXPECT_EQ(json::parse(r.out)["image"], "from-plugin-config");
+}
+
 }  // namespace
 }  // namespace autopod

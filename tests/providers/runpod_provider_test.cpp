@@ -295,5 +295,136 @@ TEST_F(RunpodProvider, VolumeSizeIsCheckedBeforeAnyRequest) {
   EXPECT_TRUE(transport->requests().empty());
 }
 
+TEST_F(RunpodProvider, VolumeCreateGivesUpOnARetryAfterLongerThanTheBound) {
+  transport->reply("POST /v2/network-volumes", 429, problem(429, "rate limit"),
+                   {{"retry-after", "600"}});
+  auto r = provider->create_volume({"models", 20, "EU-RO-1", ""});
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::rate_limited);
+  EXPECT_EQ(transport->count("POST /v2/network-volumes"), 1u);
+  EXPECT_TRUE(clock.sleeps().empty());
+}
+
+// Field report 4: every other request (1st, 3rd, ...) fails and does nothing; the rest work.
+void every_other_request_fails(testing::FakeTransport& transport, int status, std::string body) {
+  transport.intercept([=](std::size_t index, const core::HttpRequest&)
+                          -> std::optional<core::Result<core::HttpResponse>> {
+    if (index % 2 == 1) return std::nullopt;
+    return testing::FakeTransport::response(status, body);
+  });
+  transport.always("GET /v2/catalog/gpus", [](const core::HttpRequest&) {
+    return core::Result<core::HttpResponse>(testing::FakeTransport::response(200, k_catalog));
+  });
+  transport.always("GET /v2/pods", [](const core::HttpRequest&) {
+    return core::Result<core::HttpResponse>(testing::FakeTransport::response(200, "{\"pods\":[]}"));
+  });
+  transport.always("POST /v2/pods", [](const core::HttpRequest&) {
+    return core::Result<core::HttpResponse>(
+        testing::FakeTransport::response(201, pod_body("made", "comfy")));
+  });
+}
+
+void expect_backoff_after_every_failure(const testing::FakeTransport& transport) {
+  // Failures are the even indexes; the request after each must come after a wait.
+  const auto& times = transport.times();
+  for (std::size_t i = 0; i + 1 < times.size(); i += 2)
+    EXPECT_GT(times[i + 1], times[i]) << "request " << i + 1 << " ("
+                                      << testing::FakeTransport::key_of(transport.requests()[i + 1])
+                                      << ") went out right after a failure";
+}
+
+TEST_F(RunpodProvider, CreateSucceedsWhenEveryOtherRequestAnswers503) {
+  every_other_request_fails(*transport, 503, problem(503, "upstream unavailable"));
+  auto pod = provider->create_pod(spec());
+  ASSERT_TRUE(pod) << pod.error().describe();
+  EXPECT_EQ(pod->id, "made");
+  expect_backoff_after_every_failure(*transport);
+}
+
+TEST_F(RunpodProvider, CreateSucceedsWhenEveryOtherRequestIsA502GatewayPage) {
+  every_other_request_fails(*transport, 502,
+                            "<html><head><title>502 Bad Gateway</title></head></html>");
+  auto pod = provider->create_pod(spec());
+  ASSERT_TRUE(pod) << pod.error().describe();
+  expect_backoff_after_every_failure(*transport);
+}
+
+// A lost answer still means: look the pod up by name (after a backoff) before sending again.
+TEST_F(RunpodProvider, LookupAfterALostCreateAnswerWaitsABackoff) {
+  transport->reply("GET /v2/catalog/gpus", 200, k_catalog);
+  transport->fail_with("POST /v2/pods", ErrorCode::network);
+  transport->reply("GET /v2/pods", 200, "{\"pods\":[" + pod_body("made1", "comfy") + "]}");
+  auto pod = provider->create_pod(spec());
+  ASSERT_TRUE(pod) << pod.error().message;
+  ASSERT_EQ(transport->times().size(), 3u);
+  EXPECT_GT(transport->times()[2], transport->times()[1]);
+}
+
+// The create's retries are bounded by time, not by a count a 50 % failure rate exhausts.
+TEST_F(RunpodProvider, CreateKeepsRetryingServerErrorsUntilItsTimeIsUp) {
+  transport->reply("GET /v2/catalog/gpus", 200, k_catalog);
+  for (int i = 0; i < 8; ++i) transport->reply("POST /v2/pods", 503, problem(503, "busy"));
+  transport->reply("POST /v2/pods", 201, pod_body("late", "comfy"));
+  auto pod = provider->create_pod(spec());
+  ASSERT_TRUE(pod) << pod.error().describe();
+  EXPECT_EQ(pod->id, "late");
+}
+
+TEST_F(RunpodProvider, NoCapacityAnywhereQuotesRunpodsOwnDetail) {
+  transport->reply("GET /v2/catalog/gpus", 200, k_catalog);
+  for (int i = 0; i < 2; ++i)
+    transport->reply("POST /v2/pods", 400,
+                     problem(400, "There are no longer any instances available with the "
+                                  "requested specifications."));
+  auto pod = provider->create_pod(spec());
+  ASSERT_FALSE(pod);
+  EXPECT_EQ(pod.error().code, ErrorCode::no_capacity);
+  EXPECT_NE(pod.error().message.find("NVIDIA A40, NVIDIA L40S"), std::string::npos);
+  EXPECT_NE(pod.error().message.find("There are no longer any instances available"),
+            std::string::npos)
+      << pod.error().message;
+}
+
+TEST_F(RunpodProvider, NoCapacityForAPodPinnedToItsVolumeSaysWhatCanHelp) {
+  transport->reply("GET /v2/catalog/gpus", 200, k_catalog);
+  for (int i = 0; i < 2; ++i)
+    transport->reply("POST /v2/pods", 400, problem(400, "There are no longer any instances"));
+  auto s = spec();
+  s.volume_id = "vol1";
+  s.data_centers = {"EU-RO-1"};
+  auto pod = provider->create_pod(s);
+  ASSERT_FALSE(pod);
+  const auto& hint = pod.error().hint;
+  EXPECT_EQ(hint.find("other data centers"), std::string::npos) << hint;
+  EXPECT_EQ(hint.find("community"), std::string::npos) << hint;
+  EXPECT_NE(hint.find("gpu types"), std::string::npos) << hint;
+  EXPECT_NE(hint.find("volume"), std::string::npos) << hint;
+  EXPECT_NE(hint.find("EU-RO-1"), std::string::npos) << hint;
+}
+
+TEST_F(RunpodProvider, SchemaViolationIsAutopodsProblemNotTheUsersInput) {
+  transport->reply("GET /v2/catalog/gpus", 200, k_catalog);
+  transport->reply("POST /v2/pods", 422,
+                   json{{"title", "Unprocessable Entity"}, {"status", 422},
+                        {"detail", "Request validation failed."},
+                        {"errors", {"startSsh: unknown property"}}}.dump());
+  auto pod = provider->create_pod(spec());
+  ASSERT_FALSE(pod);
+  EXPECT_NE(pod.error().code, ErrorCode::invalid_argument);  // not a usage error (exit 2)
+  EXPECT_FALSE(pod.error().retryable());
+  EXPECT_NE(pod.error().message.find("startSsh: unknown property"), std::string::npos);
+}
+
+TEST_F(RunpodProvider, StartRefusedForBalanceSaysThePodExistsStopped) {
+  transport->reply("POST /v2/pods/p1/action", 402, problem(402, "insufficient balance"));
+  auto pod = provider->start_pod("p1");
+  ASSERT_FALSE(pod);
+  EXPECT_EQ(pod.error().code, ErrorCode::payment);
+  EXPECT_EQ(pod.error().hint.find("nothing was created"), std::string::npos) << pod.error().hint;
+  EXPECT_NE(pod.error().message.find("p1"), std::string::npos) << pod.error().message;
+  EXPECT_NE(pod.error().message.find("stopped"), std::string::npos) << pod.error().message;
+  EXPECT_NE(pod.error().hint.find("add funds"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace autopod
