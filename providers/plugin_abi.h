@@ -25,8 +25,12 @@ extern "C" {
 typedef struct autopod_provider_plugin_v1 {
   uint32_t abi_version; /* AUTOPOD_PLUGIN_ABI_VERSION the plugin was built against */
   const char* name;     /* provider name, e.g. "vast" */
-  /* Makes a provider instance from the JSON of config.yaml's section for it (may be "{}").
-   * Returns NULL and sets *error (freed with free_string) on failure. */
+  /* Makes a provider instance from the JSON of the plugin's own section of config.yaml,
+   *   plugins:
+   *     vast:            <- the plugin's name
+   *       region: EU     <- handed over as {"region": "EU", "home": "/root/.autopod"}
+   * ("home", AUTOPOD_HOME, is added unless the section sets it; without a section: only it).
+   * Returns NULL and sets *error (malloc'd, freed with free_string) on failure. */
   void* (*create)(const char* config_json, char** error);
   /* Handles one request; returns an answer the caller frees with free_string. */
   char* (*call)(void* instance, const char* request_json);

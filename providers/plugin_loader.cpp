@@ -152,8 +152,14 @@ Result<std::string> load_plugin(const std::string& path) {
   std::string name = plugin->name;
   register_provider(name, [plugin, path](const ProviderContext& context)
                               -> Result<std::unique_ptr<Provider>> {
+    // The plugin's own section of config.yaml (plugins: {NAME: {...}}), plus where autopod's
+    // home is unless the section says otherwise.
     json config = json::object();
-    if (context.config) config["home"] = context.config->home.root().string();
+    if (context.config) {
+      if (auto it = context.config->plugins.find(plugin->name); it != context.config->plugins.end())
+        config = it->second;
+      if (!config.contains("home")) config["home"] = context.config->home.root().string();
+    }
     char* error = nullptr;
     void* instance = nullptr;
     try {
