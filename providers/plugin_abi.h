@@ -5,10 +5,15 @@
  * or compiler the plugin was built with:
  *   request:  {"op": "list_pods"|"get_pod"|"create_pod"|"start_pod"|"stop_pod"|
  *              "terminate_pod"|"list_volumes"|"get_volume"|"create_volume"|"delete_volume"|
- *              "list_gpu_types"|"list_data_centers", "id": "...", "spec": {...}}
+ *              "list_gpu_types"|"list_data_centers"|"capabilities", "id": "...", "spec": {...}}
  *   answer:   {"ok": true, "result": ...}  or
  *             {"ok": false, "error": {"code": "not_found", "message": "...", "hint": "..."}}
- * Shapes of pods, volumes and specs are those of autopod's --json output (README).
+ * Shapes of pods, volumes and specs are those of autopod's --json output (README). A pod may
+ * leave out "comfy_port" (8188), "models_root" (<mount_path or /workspace>/ComfyUI/models) and
+ * "ssh.key" (autopod's own key), so plugins written before these fields keep working.
+ * "capabilities" is optional: {"create", "stop_start", "terminate", "volumes", "billing",
+ * "records", "managed_key"} as booleans (missing ones true); a plugin that answers it with an
+ * error is taken to do everything (see Capabilities in providers/provider.hpp).
  * No C++ exception may leave these functions; autopod catches one anyway and reports it. */
 #ifndef AUTOPOD_PLUGIN_ABI_H
 #define AUTOPOD_PLUGIN_ABI_H

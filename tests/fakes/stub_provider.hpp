@@ -16,6 +16,8 @@ class StubProvider final : public providers::Provider {
   providers::PodStatus created_status = providers::PodStatus::provisioning;
 
   std::string name() const override { return "stub"; }
+  providers::Capabilities capabilities() const override { return {}; }
+  void set_deadline(core::Clock::time_point) override {}
   core::Result<std::vector<providers::Pod>> list_pods() override {
     std::vector<providers::Pod> out;
     for (const auto& [id, p] : pods) out.push_back(p);

@@ -197,7 +197,8 @@ TEST_F(RunpodProvider, SchemaViolationIsNeverRetried) {
                         {"errors", {"foo: unknown property"}}}.dump());
   auto pod = provider->create_pod(spec());
   ASSERT_FALSE(pod);
-  EXPECT_EQ(pod.error().code, ErrorCode::invalid_argument);
+  // Was invalid_argument (exit 2, "your input"); autopod built this request (field report 5b).
+  EXPECT_EQ(pod.error().code, ErrorCode::remote);
   EXPECT_NE(pod.error().message.find("foo: unknown property"), std::string::npos);
   EXPECT_EQ(transport->count("POST /v2/pods"), 1u);
 }
