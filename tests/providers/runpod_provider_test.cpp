@@ -49,6 +49,7 @@ struct Fixture : ::testing::Test {
     providers::runpod::RunpodOptions o;
     o.api_url = "http://runpod.test";
     o.api_key = key;
+    o.ssh_key = "/home/me/.autopod/id_ed25519";
     provider = providers::runpod::make_runpod_provider(
         o, std::move(t), clock, [this](const std::string& l) { progress.push_back(l); });
   }
@@ -425,6 +426,18 @@ TEST_F(RunpodProvider, StartRefusedForBalanceSaysThePodExistsStopped) {
   EXPECT_NE(pod.error().message.find("p1"), std::string::npos) << pod.error().message;
   EXPECT_NE(pod.error().message.find("stopped"), std::string::npos) << pod.error().message;
   EXPECT_NE(pod.error().hint.find("add funds"), std::string::npos);
+}
+
+TEST_F(RunpodProvider, PodsCarryAutopodsKeyComfyPortAndModelsRoot) {
+  transport->reply("GET /v2/pods", 200, "{\"pods\":[" + pod_body("p1", "a", "RUNNING") + "]}");
+  auto pods = provider->list_pods();
+  ASSERT_TRUE(pods) << pods.error().message;
+  const auto& pod = pods->at(0);
+  ASSERT_TRUE(pod.ssh);
+  EXPECT_EQ(pod.ssh->key, "/home/me/.autopod/id_ed25519");
+  EXPECT_EQ(pod.comfy_port, 8188);
+  EXPECT_EQ(pod.models_root, "/workspace/ComfyUI/models");  // no volume: pod.mount_path's
+  EXPECT_TRUE(provider->capabilities().records);
 }
 
 }  // namespace
