@@ -9,6 +9,7 @@
 #include "core/http.hpp"
 #include "core/log.hpp"
 #include "core/retry.hpp"
+#include "core/ssh_key.hpp"
 
 namespace autopod::agent {
 
@@ -85,6 +86,16 @@ core::Result<tunnel::TunnelManager*> Context::tunnels() {
   return m_tunnels.get();
 }
 
+core::Status Context::ensure_key(const providers::Pod& pod) {
+  if (!pod.ssh || pod.ssh->key.empty()) return {};
+  TRY_ASSIGN(auto cfg, config());
+  TRY_ASSIGN(auto p, provider());
+  bool ours = p->capabilities().managed_key && cfg->ssh_key_is_default &&
+              pod.ssh->key == cfg->ssh_key;
+  TRY(core::ensure_ssh_key(pod.ssh->key, ours));
+  return {};
+}
+
 void Context::progress(const std::string& line) {
   static const bool tty = ::isatty(STDERR_FILENO);
   if (tty) {
@@ -153,14 +164,6 @@ std::string format_bytes(std::uint64_t bytes) {
   char buf[32];
   std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", v, units[u]);
   return buf;
-}
-
-std::filesystem::path ssh_key_for(const core::Config& config, const providers::Pod& pod) {
-  if (pod.provider == "ssh") {
-    auto it = config.hosts.find(pod.id);
-    if (it != config.hosts.end() && !it->second.key.empty()) return it->second.key;
-  }
-  return config.ssh_key;
 }
 
 }  // namespace autopod::agent

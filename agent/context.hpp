@@ -48,6 +48,10 @@ class Context {
   core::Result<providers::Provider*> provider();
   core::Result<providers::PodRecords*> records();
   core::Result<tunnel::TunnelManager*> tunnels();
+  // Makes sure the key `pod.ssh` names exists: autopod's own key is made on first use when the
+  // provider hands it to the pods it creates; another key must exist (not_found with a hint).
+  // Nothing to do for a pod without an endpoint or a key (ssh-agent).
+  core::Status ensure_key(const providers::Pod& pod);
 
   bool json() const { return m_options.json; }
   const GlobalOptions& options() const { return m_options; }
@@ -77,7 +81,5 @@ void print_table(const std::vector<std::vector<std::string>>& rows);
 int report(const core::Error& error);
 std::string format_price(double usd_per_hr);
 std::string format_bytes(std::uint64_t bytes);
-// The private key for SSH to `pod`: the host's own for ssh hosts that name one, else autopod's.
-std::filesystem::path ssh_key_for(const core::Config& config, const providers::Pod& pod);
 
 }  // namespace autopod::agent

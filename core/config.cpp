@@ -6,6 +6,7 @@
 #include <set>
 #include <sstream>
 
+#include "core/config_table.hpp"
 #include "core/fs.hpp"
 
 namespace autopod::core {
@@ -45,19 +46,29 @@ class Reader {
     return {};
   }
 
+  // Reads the value of `node` into the field, recording where it came from.
+  Status get(const YAML::Node& node, const std::string& path, const FieldRef& field) {
+    if (!node || node.IsNull()) return {};
+    return std::visit([&](auto* out) { return get_into(node, path, *out); }, field);
+  }
+
+ private:
   template <typename T>
-  Status get(const YAML::Node& parent, const std::string& key, const std::string& path, T& out) {
-    auto node = parent[key];
-    if (!node) return {};
-    if (node.IsNull()) return {};
+  Status get_into(const YAML::Node& node, const std::string& path, T& out) {
     try {
-      if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+      if constexpr (std::is_same_v<T, std::vector<std::string>> ||
+                    std::is_same_v<T, std::vector<std::filesystem::path>>) {
         if (!node.IsSequence()) return error_at(node, path, "expected a list of strings");
-      }
-      if constexpr (std::is_same_v<T, std::map<std::string, std::string>>) {
+        out.clear();
+        for (const auto& item : node) out.emplace_back(item.as<std::string>());
+      } else if constexpr (std::is_same_v<T, std::map<std::string, std::string>>) {
         if (!node.IsMap()) return error_at(node, path, "expected a mapping of strings");
+        out = node.as<T>();
+      } else if constexpr (std::is_same_v<T, std::filesystem::path>) {
+        out = node.as<std::string>();
+      } else {
+        out = node.as<T>();
       }
-      out = node.as<T>();
     } catch (const YAML::Exception&) {
       const char* type = std::is_same_v<T, int> ? "expected a whole number"
                          : std::is_same_v<T, std::string> ? "expected a string"
@@ -68,10 +79,99 @@ class Reader {
     return {};
   }
 
- private:
   std::string m_file;
   Config& m_config;
 };
+
+// Untyped YAML scalars become JSON numbers, booleans or null when they read as one.
+nlohmann::json to_json(const YAML::Node& node) {
+  if (node.IsMap()) {
+    nlohmann::json j = nlohmann::json::object();
+    for (const auto& item : node) j[item.first.as<std::string>()] = to_json(item.second);
+    return j;
+  }
+  if (node.IsSequence()) {
+    nlohmann::json j = nlohmann::json::array();
+    for (const auto& item : node) j.push_back(to_json(item));
+    return j;
+  }
+  if (!node.IsScalar()) return nullptr;
+  const std::string& text = node.Scalar();
+  if (node.Tag() == "!") return text;  // quoted
+  if (text == "true" || text == "false") return text == "true";
+  if (text == "~" || text == "null") return nullptr;
+  try {
+    std::size_t used = 0;
+    long long n = std::stoll(text, &used);
+    if (used == text.size()) return n;
+    double d = std::stod(text, &used);
+    if (used == text.size()) return d;
+  } catch (...) {
+  }
+  return text;
+}
+
+Status parse_table(Reader& r, const YAML::Node& root, Config& config) {
+  std::set<std::string> top = {std::string(k_hosts_section), std::string(k_plugins_section)};
+  std::map<std::string, std::set<std::string>> sections;
+  for (const auto& key : config_keys()) {
+    auto section = std::string(section_of(key.path));
+    if (section.empty()) {
+      top.insert(std::string(key.path));
+    } else {
+      top.insert(section);
+      sections[section].insert(std::string(name_of(key.path)));
+    }
+  }
+  TRY(r.check_keys(root, "", top));
+  for (const auto& [section, names] : sections)
+    if (auto node = root[section]; node && !node.IsNull()) TRY(r.check_keys(node, section, names));
+  for (const auto& key : config_keys()) {
+    auto section = std::string(section_of(key.path));
+    YAML::Node parent = section.empty() ? root : root[section];
+    if (!parent || parent.IsNull()) continue;
+    auto node = parent[std::string(name_of(key.path))];
+    TRY(r.get(node, std::string(key.path), key.field(config)));
+    if (node && key.check)
+      if (auto why = key.check(config); !why.empty())
+        return r.error_at(node, std::string(key.path), why);
+  }
+  return {};
+}
+
+Status parse_hosts(Reader& r, const YAML::Node& hosts, Config& config) {
+  if (!hosts || hosts.IsNull()) return {};
+  if (!hosts.IsMap()) return r.error_at(hosts, "hosts", "expected a mapping of host names");
+  std::set<std::string> names;
+  for (const auto& key : host_keys()) names.insert(std::string(key.name));
+  for (const auto& item : hosts) {
+    HostConfig h;
+    h.name = item.first.as<std::string>();
+    std::string prefix = "hosts." + h.name;
+    TRY(r.check_keys(item.second, prefix, names));
+    for (const auto& key : host_keys())
+      TRY(r.get(item.second[std::string(key.name)], prefix + "." + std::string(key.name),
+                key.field(h)));
+    if (h.host.empty()) return r.error_at(item.second, prefix + ".host", "is required");
+    if (h.port < 1 || h.port > 65535)
+      return r.error_at(item.second["port"], prefix + ".port", "must be 1 to 65535");
+    config.hosts[h.name] = h;
+  }
+  return {};
+}
+
+Status parse_plugins(Reader& r, const YAML::Node& plugins, Config& config) {
+  if (!plugins || plugins.IsNull()) return {};
+  if (!plugins.IsMap()) return r.error_at(plugins, "plugins", "expected a mapping of plugin names");
+  for (const auto& item : plugins) {
+    auto name = item.first.as<std::string>();
+    if (!item.second.IsMap() && !item.second.IsNull())
+      return r.error_at(item.second, "plugins." + name, "expected a mapping");
+    config.plugins[name] = item.second.IsNull() ? nlohmann::json::object() : to_json(item.second);
+    config.sources["plugins." + name] = r.where(item.second);
+  }
+  return {};
+}
 
 Status parse_file(const std::string& text, Config& config) {
   std::string file = config.home.config_file().string();
@@ -86,67 +186,9 @@ Status parse_file(const std::string& text, Config& config) {
   }
   if (!root || root.IsNull()) return {};
   Reader r(file, config);
-  TRY(r.check_keys(root, "", {"provider", "log_level", "plugin_dirs", "runpod", "ssh", "pod",
-                              "hosts"}));
-  TRY(r.get(root, "provider", "provider", config.provider));
-  TRY(r.get(root, "log_level", "log_level", config.log_level));
-  std::vector<std::string> dirs;
-  TRY(r.get(root, "plugin_dirs", "plugin_dirs", dirs));
-  for (auto& d : dirs) config.plugin_dirs.emplace_back(d);
-  if (auto rp = root["runpod"]; rp && !rp.IsNull()) {
-    TRY(r.check_keys(rp, "runpod", {"api_key", "api_url"}));
-    TRY(r.get(rp, "api_key", "runpod.api_key", config.runpod_api_key));
-    TRY(r.get(rp, "api_url", "runpod.api_url", config.runpod_api_url));
-  }
-  if (auto ssh = root["ssh"]; ssh && !ssh.IsNull()) {
-    TRY(r.check_keys(ssh, "ssh", {"key"}));
-    std::string key;
-    TRY(r.get(ssh, "key", "ssh.key", key));
-    if (!key.empty()) {
-      config.ssh_key = key;
-      config.ssh_key_is_default = false;
-    }
-  }
-  if (auto pod = root["pod"]; pod && !pod.IsNull()) {
-    auto& p = config.pod;
-    TRY(r.check_keys(pod, "pod", {"name", "image", "gpu_types", "gpu_count", "cloud",
-                                  "container_disk_gb", "volume", "mount_path", "ports", "env",
-                                  "data_centers"}));
-    TRY(r.get(pod, "name", "pod.name", p.name));
-    TRY(r.get(pod, "image", "pod.image", p.image));
-    TRY(r.get(pod, "gpu_types", "pod.gpu_types", p.gpu_types));
-    TRY(r.get(pod, "gpu_count", "pod.gpu_count", p.gpu_count));
-    TRY(r.get(pod, "cloud", "pod.cloud", p.cloud));
-    TRY(r.get(pod, "container_disk_gb", "pod.container_disk_gb", p.container_disk_gb));
-    TRY(r.get(pod, "volume", "pod.volume", p.volume));
-    TRY(r.get(pod, "mount_path", "pod.mount_path", p.mount_path));
-    TRY(r.get(pod, "ports", "pod.ports", p.ports));
-    TRY(r.get(pod, "env", "pod.env", p.env));
-    TRY(r.get(pod, "data_centers", "pod.data_centers", p.data_centers));
-    if (p.cloud != "secure" && p.cloud != "community")
-      return r.error_at(pod["cloud"], "pod.cloud", "must be secure or community");
-    if (p.gpu_count < 1) return r.error_at(pod["gpu_count"], "pod.gpu_count", "must be 1 or more");
-  }
-  if (auto hosts = root["hosts"]; hosts && !hosts.IsNull()) {
-    if (!hosts.IsMap()) return r.error_at(hosts, "hosts", "expected a mapping of host names");
-    for (const auto& item : hosts) {
-      HostConfig h;
-      h.name = item.first.as<std::string>();
-      std::string prefix = "hosts." + h.name;
-      TRY(r.check_keys(item.second, prefix,
-                       {"host", "port", "user", "key", "comfy_port", "models_root"}));
-      TRY(r.get(item.second, "host", prefix + ".host", h.host));
-      TRY(r.get(item.second, "port", prefix + ".port", h.port));
-      TRY(r.get(item.second, "user", prefix + ".user", h.user));
-      TRY(r.get(item.second, "key", prefix + ".key", h.key));
-      TRY(r.get(item.second, "comfy_port", prefix + ".comfy_port", h.comfy_port));
-      TRY(r.get(item.second, "models_root", prefix + ".models_root", h.models_root));
-      if (h.host.empty()) return r.error_at(item.second, prefix + ".host", "is required");
-      if (h.port < 1 || h.port > 65535)
-        return r.error_at(item.second["port"], prefix + ".port", "must be 1 to 65535");
-      config.hosts[h.name] = h;
-    }
-  }
+  TRY(parse_table(r, root, config));
+  TRY(parse_hosts(r, root[std::string(k_hosts_section)], config));
+  TRY(parse_plugins(r, root[std::string(k_plugins_section)], config));
   return {};
 }
 
@@ -155,11 +197,17 @@ std::string default_home() {
   return std::string(home && *home ? home : "/root") + "/.autopod";
 }
 
-void apply(std::string& field, const char* env_name, Config& config, const std::string& key) {
-  const char* v = std::getenv(env_name);
-  if (v && *v) {
-    field = v;
-    config.sources[key] = std::string("env ") + env_name;
+// The environment variables of the table's keys (string keys only).
+void apply_environment(Config& config) {
+  for (const auto& key : config_keys()) {
+    if (key.env.empty()) continue;
+    const char* v = std::getenv(std::string(key.env).c_str());
+    if (!v || !*v) continue;
+    FieldRef ref = key.field(config);
+    if (auto* field = std::get_if<std::string*>(&ref)) {
+      **field = v;
+      config.sources[std::string(key.path)] = "env " + std::string(key.env);
+    }
   }
 }
 
@@ -179,8 +227,6 @@ Result<Config> load_config(const ConfigOverrides& overrides) {
                                                : default_home());
   config.sources["home"] = overrides.home ? "flag" : (env_home && *env_home) ? "env AUTOPOD_HOME"
                                                                              : "default";
-  config.ssh_key = config.home.default_ssh_key();
-  config.plugin_dirs.push_back(config.home.plugins());
 
   auto text = read_file(config.home.config_file());
   if (text) {
@@ -198,11 +244,10 @@ Result<Config> load_config(const ConfigOverrides& overrides) {
   } else if (text.error().code != ErrorCode::not_found) {
     return fail(text.error());
   }
-
-  apply(config.provider, "AUTOPOD_PROVIDER", config, "provider");
-  apply(config.log_level, "AUTOPOD_LOG_LEVEL", config, "log_level");
-  apply(config.runpod_api_key, "RUNPOD_API_KEY", config, "runpod.api_key");
-  apply(config.runpod_api_url, "RUNPOD_API_URL", config, "runpod.api_url");
+  config.ssh_key_is_default = config.ssh_key.empty();
+  if (config.ssh_key_is_default) config.ssh_key = config.home.default_ssh_key();
+  config.plugin_dirs.insert(config.plugin_dirs.begin(), config.home.plugins());
+  apply_environment(config);
 
   if (overrides.provider) {
     config.provider = *overrides.provider;
@@ -220,111 +265,6 @@ Result<Config> load_config(const ConfigOverrides& overrides) {
   while (!config.runpod_api_url.empty() && config.runpod_api_url.back() == '/')
     config.runpod_api_url.pop_back();
   return config;
-}
-
-std::string render_config(const Config& c) {
-  YAML::Emitter out;
-  auto src = [&](const std::string& key) {
-    auto it = c.sources.find(key);
-    return it == c.sources.end() ? std::string("default") : it->second;
-  };
-  auto kv = [&](const std::string& key, const std::string& path, const auto& value) {
-    out << YAML::Key << key << YAML::Value << value << YAML::Comment(src(path));
-  };
-  out << YAML::BeginMap;
-  kv("home", "home", c.home.root().string());
-  kv("provider", "provider", c.provider);
-  kv("log_level", "log_level", c.log_level);
-  out << YAML::Key << "plugin_dirs" << YAML::Value << YAML::Flow << YAML::BeginSeq;
-  for (const auto& d : c.plugin_dirs) out << d.string();
-  out << YAML::EndSeq;
-  out << YAML::Key << "runpod" << YAML::Value << YAML::BeginMap;
-  kv("api_key", "runpod.api_key",
-     c.runpod_api_key.empty() ? std::string("(not set)") : mask_secret(c.runpod_api_key));
-  kv("api_url", "runpod.api_url", c.runpod_api_url);
-  out << YAML::EndMap;
-  out << YAML::Key << "ssh" << YAML::Value << YAML::BeginMap;
-  kv("key", "ssh.key", c.ssh_key.string());
-  out << YAML::EndMap;
-  const auto& p = c.pod;
-  out << YAML::Key << "pod" << YAML::Value << YAML::BeginMap;
-  kv("name", "pod.name", p.name);
-  kv("image", "pod.image", p.image);
-  out << YAML::Key << "gpu_types" << YAML::Value << YAML::Flow << p.gpu_types
-      << YAML::Comment(src("pod.gpu_types"));
-  kv("gpu_count", "pod.gpu_count", p.gpu_count);
-  kv("cloud", "pod.cloud", p.cloud);
-  kv("container_disk_gb", "pod.container_disk_gb", p.container_disk_gb);
-  kv("volume", "pod.volume", p.volume);
-  kv("mount_path", "pod.mount_path", p.mount_path);
-  out << YAML::Key << "ports" << YAML::Value << YAML::Flow << p.ports
-      << YAML::Comment(src("pod.ports"));
-  // env values may be tokens: show the names only
-  out << YAML::Key << "env" << YAML::Value;
-  if (p.env.empty()) out << YAML::Flow;
-  out << YAML::BeginMap;
-  for (const auto& [k, v] : p.env) out << YAML::Key << k << YAML::Value << mask_secret(v);
-  out << YAML::EndMap;
-  out << YAML::Key << "data_centers" << YAML::Value << YAML::Flow << p.data_centers;
-  out << YAML::EndMap;
-  out << YAML::Key << "hosts" << YAML::Value;
-  if (c.hosts.empty()) out << YAML::Flow;
-  out << YAML::BeginMap;
-  for (const auto& [name, h] : c.hosts) {
-    out << YAML::Key << name << YAML::Value << YAML::BeginMap;
-    out << YAML::Key << "host" << YAML::Value << h.host;
-    out << YAML::Key << "port" << YAML::Value << h.port;
-    out << YAML::Key << "user" << YAML::Value << h.user;
-    out << YAML::Key << "key" << YAML::Value << h.key;
-    out << YAML::Key << "comfy_port" << YAML::Value << h.comfy_port;
-    out << YAML::Key << "models_root" << YAML::Value << h.models_root;
-    out << YAML::EndMap;
-  }
-  out << YAML::EndMap;
-  out << YAML::EndMap;
-  return std::string(out.c_str()) + "\n";
-}
-
-std::string example_config() {
-  return R"(# autopod configuration. Precedence: command-line flag > environment > this file > default.
-# This file may hold secrets: keep it private (chmod 600).
-
-# Which provider `autopod` talks to: runpod, ssh, or the name of a plugin.
-provider: runpod            # env AUTOPOD_PROVIDER
-log_level: warn             # trace, debug, info, warn, error, off
-
-runpod:
-  # Prefer the environment: export RUNPOD_API_KEY=... (never put keys on a command line).
-  # api_key: rpa_...
-  api_url: https://api.runpod.io   # env RUNPOD_API_URL
-
-ssh:
-  # key: ~/.autopod/id_ed25519   # default: autopod creates an ed25519 key here on first use
-
-# What `autopod connect` creates unless flags say otherwise.
-pod:
-  name: autopod
-  image: runpod/comfyui:latest
-  gpu_types: ["NVIDIA GeForce RTX 4090", "NVIDIA RTX A6000", "NVIDIA L40S"]  # tried in order
-  gpu_count: 1
-  cloud: secure               # secure or community (network volumes need secure)
-  container_disk_gb: 50
-  # volume: my-models         # network volume id or name, mounted at mount_path
-  mount_path: /workspace
-  ports: ["22/tcp", "8188/http"]
-  env: {}
-  data_centers: []            # empty: any; with a volume: the volume's data center
-
-# Machines you already have, for `provider: ssh` (treated as pods that are always running).
-hosts: {}
-#  gpubox:
-#    host: 203.0.113.7
-#    port: 22
-#    user: root
-#    key: ~/.ssh/id_ed25519
-#    comfy_port: 8188
-#    models_root: /workspace/ComfyUI/models
-)";
 }
 
 }  // namespace autopod::core

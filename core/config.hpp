@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "core/home.hpp"
 #include "core/result.hpp"
 
@@ -34,6 +36,7 @@ struct PodDefaults {
   int container_disk_gb = 50;
   std::string volume;  // network volume id or name; empty: none
   std::string mount_path = "/workspace";
+  std::string models_root;  // where ComfyUI's models are; empty: <mount_path>/ComfyUI/models
   std::vector<std::string> ports = {"22/tcp", "8188/http"};
   std::map<std::string, std::string> env;
   std::vector<std::string> data_centers;
@@ -50,6 +53,8 @@ struct Config {
   PodDefaults pod;
   std::map<std::string, HostConfig> hosts;
   std::vector<std::filesystem::path> plugin_dirs;  // home/plugins first
+  // Each plugin's own section (config `plugins: {NAME: {...}}`), handed to it when it starts.
+  std::map<std::string, nlohmann::json> plugins;
   // Where each setting came from ("default", "config.yaml:3", "env RUNPOD_API_KEY", "flag").
   std::map<std::string, std::string> sources;
   // Problems worth telling the user that do not stop anything (file permissions).
@@ -71,6 +76,8 @@ Result<Config> load_config(const ConfigOverrides& overrides);
 
 // The effective configuration as YAML with the origin of each value; secrets masked.
 std::string render_config(const Config& config);
+// The same as JSON (the keys of render_config, plus "sources"); secrets masked.
+nlohmann::json config_json(const Config& config);
 
 // A commented example config.yaml.
 std::string example_config();

@@ -23,8 +23,15 @@ ErrorCode code_from_string(const std::string& s) {
 
 class PluginProvider final : public Provider {
  public:
-  PluginProvider(const autopod_provider_plugin_v1* plugin, void* instance, std::string path)
-      : m_plugin(plugin), m_instance(instance), m_path(std::move(path)) {}
+  PluginProvider(const autopod_provider_plugin_v1* plugin, void* instance, std::string path,
+                 std::filesystem::path default_key)
+      : m_plugin(plugin),
+        m_instance(instance),
+        m_path(std::move(path)),
+        m_default_key(std::move(default_key)) {
+    // Optional in the protocol: a plugin that does not answer it can do everything.
+    if (auto caps = ask<Capabilities>({{"op", "capabilities"}})) m_capabilities = *caps;
+  }
   ~PluginProvider() override {
     try {
       m_plugin->destroy(m_instance);
@@ -36,6 +43,9 @@ class PluginProvider final : public Provider {
   PluginProvider& operator=(const PluginProvider&) = delete;
 
   std::string name() const override { return m_plugin->name; }
+  Capabilities capabilities() const override { return m_capabilities; }
+  // A call into a plugin cannot be interrupted from here.
+  void set_deadline(core::Clock::time_point) override {}
 
   Result<std::vector<Pod>> list_pods() override { return ask<std::vector<Pod>>({{"op", "list_pods"}}); }
   Result<Pod> get_pod(const std::string& id) override { return ask<Pod>({{"op", "get_pod"}, {"id", id}}); }
@@ -97,9 +107,9 @@ class PluginProvider final : public Provider {
         return answer.value("result", json(nullptr));
       } else {
         T value = answer.at("result").get<T>();
-        if constexpr (std::is_same_v<T, Pod>) value.provider = m_plugin->name;
+        if constexpr (std::is_same_v<T, Pod>) complete(value);
         if constexpr (std::is_same_v<T, std::vector<Pod>>)
-          for (auto& p : value) p.provider = m_plugin->name;
+          for (auto& p : value) complete(p);
         return value;
       }
     } catch (const json::exception& e) {
@@ -108,9 +118,19 @@ class PluginProvider final : public Provider {
     }
   }
 
+  // Fields plugins of the first protocol do not send: autopod's key, the usual models root.
+  void complete(Pod& p) const {
+    p.provider = m_plugin->name;
+    if (p.ssh && p.ssh->key.empty()) p.ssh->key = m_default_key;
+    if (p.models_root.empty())
+      p.models_root = (p.mount_path.empty() ? "/workspace" : p.mount_path) + "/ComfyUI/models";
+  }
+
   const autopod_provider_plugin_v1* m_plugin;
   void* m_instance;
   std::string m_path;
+  std::filesystem::path m_default_key;
+  Capabilities m_capabilities;
 };
 
 }  // namespace
@@ -152,8 +172,14 @@ Result<std::string> load_plugin(const std::string& path) {
   std::string name = plugin->name;
   register_provider(name, [plugin, path](const ProviderContext& context)
                               -> Result<std::unique_ptr<Provider>> {
+    // The plugin's own section of config.yaml (plugins: {NAME: {...}}), plus where autopod's
+    // home is unless the section says otherwise.
     json config = json::object();
-    if (context.config) config["home"] = context.config->home.root().string();
+    if (context.config) {
+      if (auto it = context.config->plugins.find(plugin->name); it != context.config->plugins.end())
+        config = it->second;
+      if (!config.contains("home")) config["home"] = context.config->home.root().string();
+    }
     char* error = nullptr;
     void* instance = nullptr;
     try {
@@ -167,7 +193,9 @@ Result<std::string> load_plugin(const std::string& path) {
       if (error) plugin->free_string(error);
       return fail(ErrorCode::remote, "plugin " + std::string(plugin->name) + " failed to start: " + why);
     }
-    return std::unique_ptr<Provider>(std::make_unique<PluginProvider>(plugin, instance, path));
+    return std::unique_ptr<Provider>(std::make_unique<PluginProvider>(
+        plugin, instance, path,
+        context.config ? context.config->ssh_key : std::filesystem::path()));
   });
   core::logger("plugins")->info("loaded provider {} from {}", name, path);
   return name;

@@ -11,6 +11,9 @@
 #include <cerrno>
 #include <cstring>
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 #include "core/log.hpp"
 
 namespace autopod::providers {
@@ -21,9 +24,9 @@ using core::fail;
 namespace {
 
 std::string list_names(const std::vector<Pod>& pods) {
-  std::string out;
-  for (const auto& p : pods) out += (out.empty() ? "" : ", ") + p.name + " (" + p.id + ")";
-  return out.empty() ? "none" : out;
+  std::vector<std::string> names;
+  for (const auto& p : pods) names.push_back(p.name + " (" + p.id + ")");
+  return names.empty() ? "none" : fmt::format("{}", fmt::join(names, ", "));
 }
 
 }  // namespace
@@ -60,8 +63,9 @@ Result<Volume> find_volume(Provider& provider, const std::string& id_or_name) {
     if (v.name == id_or_name) named.push_back(v);
   }
   if (named.size() == 1) return named.front();
-  std::string known;
-  for (const auto& v : volumes) known += (known.empty() ? "" : ", ") + v.name + " (" + v.id + ")";
+  std::vector<std::string> names;
+  for (const auto& v : volumes) names.push_back(v.name + " (" + v.id + ")");
+  std::string known = fmt::format("{}", fmt::join(names, ", "));
   if (named.size() > 1)
     return fail(ErrorCode::invalid_argument, "several volumes are named '" + id_or_name + "'",
                 "use the volume id: " + known);
@@ -77,11 +81,9 @@ Status place_with_volume(Provider& provider, PodSpec& spec) {
   if (!spec.data_centers.empty() &&
       std::find(spec.data_centers.begin(), spec.data_centers.end(), volume.data_center) ==
           spec.data_centers.end()) {
-    std::string asked;
-    for (const auto& dc : spec.data_centers) asked += (asked.empty() ? "" : ", ") + dc;
     return fail(ErrorCode::invalid_argument,
-                "volume " + volume.name + " is in " + volume.data_center +
-                    " but the pod was asked for " + asked,
+                fmt::format("volume {} is in {} but the pod was asked for {}", volume.name,
+                            volume.data_center, fmt::join(spec.data_centers, ", ")),
                 "a pod can only mount a volume in its own data center: drop --dc or use " +
                     volume.data_center);
   }
@@ -143,65 +145,76 @@ std::string describe_endpoint(const Pod& pod) {
   return pod.ssh->user + "@" + pod.ssh->host + ":" + std::to_string(pod.ssh->port);
 }
 
+namespace {
+
+std::string seconds_text(std::chrono::steady_clock::duration d) {
+  return fmt::format("{:.1f}s", std::chrono::duration<double>(d).count());
+}
+
+// One look at the pod: the pod when it is ready, a failure when it never will be, else nothing
+// and `line` says what it is waiting for.
+Result<std::optional<Pod>> check_ready(Provider& provider, const std::string& pod_id,
+                                       std::chrono::milliseconds left, std::string& line) {
+  auto pod = provider.get_pod(pod_id);
+  if (!pod) {
+    if (!pod.error().retryable()) return fail(pod.error());
+    line = "waiting: " + pod.error().message;
+    return std::optional<Pod>();
+  }
+  switch (pod->status) {
+    case PodStatus::error:
+      return fail(ErrorCode::remote, "pod " + pod->name + " is in ERROR",
+                  "see the pod's logs in the console; autopod kill " + pod->id);
+    case PodStatus::exited:
+    case PodStatus::terminated:
+      return fail(ErrorCode::remote,
+                  "pod " + pod->name + " is " + to_string(pod->status) + ", not starting",
+                  "autopod start " + pod->id + " or autopod connect");
+    case PodStatus::running:
+      if (!pod->ssh) {
+        line = "pod " + pod->name + " running; waiting for its public ssh port";
+      } else if (read_ssh_banner(pod->ssh->host, pod->ssh->port,
+                                 std::clamp(left, std::chrono::milliseconds(100),
+                                            std::chrono::milliseconds(5000)))) {
+        line = "pod " + pod->name + " ready: ssh " + describe_endpoint(*pod);
+        return std::optional<Pod>(*pod);
+      } else {
+        line = "pod " + pod->name + " running; ssh on " + describe_endpoint(*pod) +
+               " not answering yet";
+      }
+      return std::optional<Pod>();
+    default:
+      line = "pod " + pod->name + " " + to_string(pod->status);
+      return std::optional<Pod>();
+  }
+}
+
+}  // namespace
+
 Result<Pod> wait_until_ready(Provider& provider, const std::string& pod_id,
                              const WaitOptions& options, core::Clock& clock,
                              const Progress& progress) {
+  using std::chrono::milliseconds;
   auto start = clock.now();
   auto deadline = start + options.timeout;
   std::string last_line = "no answer yet";
-  auto say = [&](const std::string& line) {
-    if (line == last_line) return;
-    last_line = line;
-    if (!progress) return;
-    auto secs = std::chrono::duration_cast<std::chrono::seconds>(clock.now() - start).count();
-    progress("[" + std::to_string(secs) + "s] " + line);
-  };
   for (;;) {
-    auto pod = provider.get_pod(pod_id);
-    if (!pod && !pod.error().retryable()) return pod;
-    if (pod) {
-      switch (pod->status) {
-        case PodStatus::error:
-          return fail(ErrorCode::remote, "pod " + pod->name + " is in ERROR",
-                      "see the pod's logs in the console; autopod kill " + pod->id);
-        case PodStatus::exited:
-        case PodStatus::terminated:
-          return fail(ErrorCode::remote,
-                      "pod " + pod->name + " is " + to_string(pod->status) + ", not starting",
-                      "autopod start " + pod->id + " or autopod connect");
-        case PodStatus::running:
-          if (!pod->ssh) {
-            say("pod " + pod->name + " running; waiting for its public ssh port");
-            break;
-          } else {
-            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline -
-                                                                              clock.now());
-            auto banner = read_ssh_banner(pod->ssh->host, pod->ssh->port,
-                                          std::clamp(left, std::chrono::milliseconds(100),
-                                                     std::chrono::milliseconds(5000)));
-            if (banner) {
-              say("pod " + pod->name + " ready: ssh " + describe_endpoint(*pod));
-              return pod;
-            }
-            say("pod " + pod->name + " running; ssh on " + describe_endpoint(*pod) +
-                " not answering yet");
-          }
-          break;
-        default:
-          say("pod " + pod->name + " " + to_string(pod->status));
-      }
-    } else {
-      say("waiting: " + pod.error().message);
-    }
-    if (clock.now() + options.poll_interval > deadline)
+    auto left = std::chrono::duration_cast<milliseconds>(deadline - clock.now());
+    std::string line = last_line;
+    TRY_ASSIGN(auto ready, check_ready(provider, pod_id, left, line));
+    if (line != last_line && progress)
+      progress("[" + std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
+                                        clock.now() - start).count()) + "s] " + line);
+    last_line = line;
+    if (ready) return *ready;
+    left = std::chrono::duration_cast<milliseconds>(deadline - clock.now());
+    // The last poll happens at the deadline, not at the last poll interval before it.
+    if (left <= milliseconds(0))
       return fail(ErrorCode::timeout,
-                  "pod " + pod_id + " was not ready after " +
-                      std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
-                                         options.timeout)
-                                         .count()) +
-                      "s (" + last_line + ")",
+                  "pod " + pod_id + " was not ready after " + seconds_text(clock.now() - start) +
+                      " (" + last_line + ")",
                   "raise --timeout, or check the pod with: autopod info " + pod_id);
-    clock.sleep_for(options.poll_interval);
+    clock.sleep_for(std::min(options.poll_interval, left));
   }
 }
 
@@ -239,11 +252,12 @@ Result<Connected> connect_pod(Provider& provider, PodSpec spec, const Progress& 
     return Connected{p, ConnectOutcome::reused, spec_from_pod(p)};
   }
   TRY(place_with_volume(provider, spec));
-  std::string gpus;
-  for (const auto& g : spec.gpu_types) gpus += (gpus.empty() ? "" : ", ") + g;
-  say("creating pod " + spec.name + " (" + std::to_string(spec.gpu_count) + "x " + gpus +
-      (spec.volume_id.empty() ? "" : ", volume " + spec.volume_id + " at " + spec.mount_path) +
-      (spec.data_centers.empty() ? "" : ", in " + spec.data_centers.front()) + ")");
+  say(fmt::format("creating pod {} ({}x {}{}{})", spec.name, spec.gpu_count,
+                  fmt::join(spec.gpu_types, ", "),
+                  spec.volume_id.empty() ? "" : ", volume " + spec.volume_id + " at " + spec.mount_path,
+                  spec.data_centers.empty()
+                      ? ""
+                      : fmt::format(", in {}", fmt::join(spec.data_centers, " or "))));
   TRY_ASSIGN(auto pod, provider.create_pod(spec));
   return Connected{pod, ConnectOutcome::created, spec};
 }

@@ -31,9 +31,19 @@ PodStatus parse_pod_status(const std::string& text) {
 
 // ---- JSON shapes ---------------------------------------------------------------------------
 
-void to_json(nlohmann::json& j, const SshEndpoint& e) {
-  j = {{"host", e.host}, {"port", e.port}, {"user", e.user}};
+namespace {
+
+nlohmann::json endpoint_json(const SshEndpoint& e) {
+  return {{"host", e.host}, {"port", e.port}, {"user", e.user}, {"key", e.key.string()}};
 }
+
+SshEndpoint endpoint_from(const nlohmann::json& j) {
+  return SshEndpoint{j.at("host").get<std::string>(), j.at("port").get<int>(),
+                     j.value("user", "root"), j.value("key", "")};
+}
+
+}  // namespace
+
 
 void to_json(nlohmann::json& j, const Pod& p) {
   j = {{"id", p.id},
@@ -49,8 +59,10 @@ void to_json(nlohmann::json& j, const Pod& p) {
        {"volume_id", p.volume_id},
        {"mount_path", p.mount_path},
        {"ports", p.ports},
-       {"ssh", p.ssh ? nlohmann::json(*p.ssh) : nlohmann::json(nullptr)},
-       {"created_at", p.created_at}};
+       {"ssh", p.ssh ? endpoint_json(*p.ssh) : nlohmann::json(nullptr)},
+       {"created_at", p.created_at},
+       {"comfy_port", p.comfy_port},
+       {"models_root", p.models_root}};
 }
 
 void from_json(const nlohmann::json& j, Pod& p) {
@@ -67,10 +79,10 @@ void from_json(const nlohmann::json& j, Pod& p) {
   p.volume_id = j.value("volume_id", "");
   p.mount_path = j.value("mount_path", "");
   p.ports = j.value("ports", std::vector<std::string>{});
-  if (j.contains("ssh") && j["ssh"].is_object())
-    p.ssh = SshEndpoint{j["ssh"].at("host").get<std::string>(), j["ssh"].at("port").get<int>(),
-                        j["ssh"].value("user", "root")};
+  if (j.contains("ssh") && j["ssh"].is_object()) p.ssh = endpoint_from(j["ssh"]);
   p.created_at = j.value("created_at", "");
+  p.comfy_port = j.value("comfy_port", 8188);
+  p.models_root = j.value("models_root", "");
 }
 
 void to_json(nlohmann::json& j, const Volume& v) {

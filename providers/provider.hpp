@@ -14,6 +14,7 @@
 #include "core/config.hpp"
 #include "core/http.hpp"
 #include "core/result.hpp"
+#include "core/ssh_endpoint.hpp"
 
 namespace autopod::providers {
 
@@ -24,12 +25,8 @@ enum class PodStatus { provisioning, starting, running, exited, error, terminate
 std::string to_string(PodStatus status);
 PodStatus parse_pod_status(const std::string& text);  // "RUNNING", "running", ...
 
-// Where a direct SSH connection (one that can forward ports) reaches the pod.
-struct SshEndpoint {
-  std::string host;
-  int port = 0;
-  std::string user = "root";
-};
+// Where a direct SSH connection (one that can forward ports) reaches the pod, and the key.
+using SshEndpoint = core::SshEndpoint;
 
 struct Pod {
   std::string id;
@@ -45,8 +42,10 @@ struct Pod {
   std::string volume_id;    // network volume, empty when none
   std::string mount_path;
   std::vector<std::string> ports;
-  std::optional<SshEndpoint> ssh;  // absent until the public port 22 is mapped
+  std::optional<SshEndpoint> ssh;  // absent until the public port 22 is mapped; with its key
   std::string created_at;
+  int comfy_port = 8188;    // ComfyUI's port on the pod
+  std::string models_root;  // where ComfyUI's models are on the pod
 };
 
 // What to create. gpu_types are tried in order until one has capacity.
@@ -95,25 +94,56 @@ struct DataCenter {
   std::string region;
 };
 
+// What a provider can do, so that callers ask instead of testing its name. What it cannot do
+// also fails with ErrorCode::unsupported and a hint.
+struct Capabilities {
+  bool create = true;       // create_pod
+  bool stop_start = true;   // stop_pod / start_pod change anything
+  bool terminate = true;    // terminate_pod
+  bool volumes = true;      // network volumes
+  bool billing = true;      // Pod::cost_per_hr means something
+  bool records = true;      // pods.json remembers its pods (for down, then connect --name)
+  bool managed_key = true;  // autopod's own key is handed to the pods it creates (PUBLIC_KEY)
+};
+
 // A cloud or machine that runs pods. Never prints or exits: failures are returned.
 // Operations a provider cannot do fail with ErrorCode::unsupported and a hint.
 class Provider {
  public:
   virtual ~Provider() = default;
+  // The name it is registered under ("runpod"); also Pod::provider of its pods.
   virtual std::string name() const = 0;
+  // What it can do; constant for the provider's life.
+  virtual Capabilities capabilities() const = 0;
+  // Bounds every later call: requests are clipped to what remains and retries stop there
+  // (ErrorCode::timeout). Providers that cannot be bounded ignore it.
+  virtual void set_deadline(core::Clock::time_point deadline) = 0;
+  // Every pod it has now, terminated ones left out; fresh, never cached.
   virtual Result<std::vector<Pod>> list_pods() = 0;
-  // Fresh from the provider (the SSH port changes on every start): never cached.
+  // Fresh from the provider (the SSH port changes on every start): never cached. not_found
+  // when there is no such pod.
   virtual Result<Pod> get_pod(const std::string& id) = 0;
-  // Creates exactly one pod, even when answers are lost and the request is retried.
+  // Creates exactly one pod, even when answers are lost and the request is retried; gpu types
+  // and data centers are tried in order. no_capacity when none has a machine now.
   virtual Result<Pod> create_pod(const PodSpec& spec) = 0;
+  // Starts a stopped pod; a pod already running or starting is returned as it is.
   virtual Result<Pod> start_pod(const std::string& id) = 0;
+  // Stops a pod, keeping it (and its disk) on its host; a stopped pod is returned as it is.
   virtual Result<Pod> stop_pod(const std::string& id) = 0;
+  // Deletes the pod (never its network volume). A pod already gone after a retried request
+  // whose first answer was lost is success; an unknown pod is not_found.
   virtual Status terminate_pod(const std::string& id) = 0;
+  // Every network volume; empty for providers without volumes.
   virtual Result<std::vector<Volume>> list_volumes() = 0;
+  // not_found when there is no such volume.
   virtual Result<Volume> get_volume(const std::string& id) = 0;
+  // Creates exactly one volume, even when answers are lost and the request is retried.
   virtual Result<Volume> create_volume(const VolumeSpec& spec) = 0;
+  // Deletes the volume and its data; conflict while a pod mounts it.
   virtual Status delete_volume(const std::string& id) = 0;
+  // The GPU types it rents, with prices and stock when known.
   virtual Result<std::vector<GpuType>> list_gpu_types() = 0;
+  // The data centers pods and volumes may be placed in.
   virtual Result<std::vector<DataCenter>> list_data_centers() = 0;
 };
 
@@ -145,14 +175,16 @@ void load_plugins(const std::vector<std::string>& dirs, std::vector<core::Error>
 Result<std::string> load_plugin(const std::string& path);
 
 // The stable JSON shapes of --json output, pods.json and the plugin protocol.
-void to_json(nlohmann::json& j, const SshEndpoint& e);
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Capabilities, create, stop_start, terminate,
+                                                volumes, billing, records, managed_key)
 void to_json(nlohmann::json& j, const Pod& p);
 void to_json(nlohmann::json& j, const Volume& v);
 void to_json(nlohmann::json& j, const GpuType& g);
 void to_json(nlohmann::json& j, const DataCenter& d);
 void to_json(nlohmann::json& j, const PodSpec& s);
 void to_json(nlohmann::json& j, const VolumeSpec& s);
-// Parse errors are turned into core::Error by the callers (they know the source).
+// Parse errors are turned into core::Error by the callers (they know the source). Fields a
+// plugin may leave out (comfy_port, models_root, ssh.key) keep their defaults.
 void from_json(const nlohmann::json& j, Pod& p);
 void from_json(const nlohmann::json& j, Volume& v);
 void from_json(const nlohmann::json& j, GpuType& g);

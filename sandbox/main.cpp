@@ -27,6 +27,10 @@ int main(int argc, char** argv) {
   int comfy_step_ms = 20;
   app.add_flag("--comfy", with_comfy, "also run a ComfyUI fake, as if on the pod (its port is printed)");
   app.add_option("--comfy-step-ms", comfy_step_ms, "time the fake's samplers take per step (default 20)");
+  int flaky_status = 0;
+  app.add_option("--flaky", flaky_status,
+                 "every other API request answers this status and does nothing (503, or 502 "
+                 "with an HTML gateway page)");
   CLI11_PARSE(app, argc, argv);
 
   // The sandbox accepts any bearer token unless AUTOPOD_SANDBOX_KEY says which (kept out of argv).
@@ -57,6 +61,14 @@ int main(int argc, char** argv) {
   if (auto st = server.start("127.0.0.1", port); !st) {
     std::cerr << st.error().describe() << "\n";
     return 1;
+  }
+  if (flaky_status > 0) {
+    sandbox::Fault flaky;
+    flaky.path = "/v2/";
+    flaky.kind = "every_other";
+    flaky.status = flaky_status;
+    flaky.count = 1 << 30;
+    server.add_fault(flaky);
   }
   sandbox::ComfyFake comfy;
   if (with_comfy) {

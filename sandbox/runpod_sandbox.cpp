@@ -91,7 +91,11 @@ struct RunpodSandbox::Impl {
   mutable std::mutex mutex;
   std::map<std::string, SandboxPod> pods;
   std::map<std::string, json> volumes;
-  std::vector<Fault> faults;
+  struct ActiveFault {
+    Fault fault;
+    int seen = 0;  // matching requests so far (every_other)
+  };
+  std::vector<ActiveFault> faults;
   std::set<std::pair<std::string, std::string>> no_capacity;
   bool host_gpus_free = true;
   double balance = 100.0;
@@ -342,6 +346,8 @@ struct RunpodSandbox::Impl {
       pod.status = "EXITED";
       pod.phase_since = now;
     } else if (action == "start" || action == "restart") {
+      if (action == "start" && balance <= 0)
+        return problem(402, "Payment Required", "insufficient balance to start this pod");
       if (action == "start" && !host_gpus_free)
         return problem(400, "Bad Request",
                        "There are not enough free GPUs on the host machine to start this pod.");
@@ -474,7 +480,7 @@ struct RunpodSandbox::Impl {
       f.retry_after_secs = body.value("retry_after", 1);
       f.delay_ms = body.value("delay_ms", 0);
       f.count = body.value("count", 1);
-      faults.push_back(f);
+      faults.push_back({f});
       return ok(200, {{"ok", true}});
     }
     if (ex.path == "/_sandbox/capacity" && ex.method == "POST") {
@@ -500,6 +506,43 @@ struct RunpodSandbox::Impl {
     return r;
   }
 
+  // The fault that applies to this request, if any; counts it down.
+  std::optional<Fault> take_fault(const HttpExchange& ex) {
+    for (auto it = faults.begin(); it != faults.end(); ++it) {
+      const Fault& f = it->fault;
+      if ((!f.method.empty() && f.method != ex.method) || ex.path.rfind(f.path, 0) != 0) continue;
+      if (f.kind == "every_other" && it->seen++ % 2 == 1) return std::nullopt;
+      Fault applied = f;
+      if (--it->fault.count <= 0) faults.erase(it);
+      return applied;
+    }
+    return std::nullopt;
+  }
+
+  HttpReply fault_reply(const Fault& fault) {
+    if (fault.status == 502 || fault.status == 504) {
+      HttpReply r;
+      r.status = fault.status;
+      r.headers["Content-Type"] = "text/html";
+      std::string what = fault.status == 502 ? "502 Bad Gateway" : "504 Gateway Time-out";
+      r.body = "<html>\r\n<head><title>" + what + "</title></head>\r\n<body>\r\n<center><h1>" +
+               what + "</h1></center>\r\n<hr><center>cloudflare</center>\r\n</body>\r\n</html>\r\n";
+      return r;
+    }
+    auto title = fault.status == 429 ? "Too Many Requests"
+                 : fault.status >= 500 ? "Internal Server Error"
+                 : fault.status == 422 ? "Unprocessable Entity"
+                                       : "Error";
+    std::vector<std::string> errors;
+    if (fault.status == 422) errors = {"injected: property not accepted (not allowed)"};
+    auto r = problem(fault.status, title,
+                     fault.status == 429 ? "rate limit exceeded for the minute window"
+                                         : "injected failure",
+                     errors);
+    if (fault.status == 429) r.headers["Retry-After"] = std::to_string(fault.retry_after_secs);
+    return with_rate_headers(r);
+  }
+
   HttpReply handle(const HttpExchange& ex) {
     std::lock_guard lock(mutex);
     json body;
@@ -514,29 +557,14 @@ struct RunpodSandbox::Impl {
     requests.push_back({{"method", ex.method}, {"path", ex.target}});
     if (auto denied = check_auth(ex)) return *denied;
 
-    std::optional<Fault> fault;
-    for (auto it = faults.begin(); it != faults.end(); ++it) {
-      if ((it->method.empty() || it->method == ex.method) && ex.path.rfind(it->path, 0) == 0) {
-        fault = *it;
-        if (--it->count <= 0) faults.erase(it);
-        break;
-      }
-    }
+    std::optional<Fault> fault = take_fault(ex);
     if (fault) {
       if (fault->kind == "drop") {
         HttpReply r;
         r.drop = true;
         return r;
       }
-      if (fault->kind == "status") {
-        auto title = fault->status == 429 ? "Too Many Requests"
-                     : fault->status >= 500 ? "Internal Server Error" : "Error";
-        auto r = problem(fault->status, title,
-                         fault->status == 429 ? "rate limit exceeded for the minute window"
-                                              : "injected failure");
-        if (fault->status == 429) r.headers["Retry-After"] = std::to_string(fault->retry_after_secs);
-        return with_rate_headers(r);
-      }
+      if (fault->kind == "status" || fault->kind == "every_other") return fault_reply(*fault);
       if (fault->kind == "malformed") {
         HttpReply r;
         r.headers["Content-Type"] = "application/json";
@@ -565,7 +593,7 @@ int RunpodSandbox::port() const { return m_impl->server.port(); }
 
 void RunpodSandbox::add_fault(const Fault& fault) {
   std::lock_guard lock(m_impl->mutex);
-  m_impl->faults.push_back(fault);
+  m_impl->faults.push_back({fault});
 }
 
 void RunpodSandbox::set_capacity(const std::string& gpu, const std::string& dc, bool available) {

@@ -32,6 +32,10 @@ struct SandboxOptions {
 //   kind "lost_answer": carry the request out, then close the connection without answering
 //   kind "slow":        answer normally after `delay_ms`
 //   kind "malformed":   answer 200 with a body that is not JSON
+//   kind "every_other": of the matching requests the 1st, 3rd, 5th... answer `status` and do
+//                       nothing (502/504: an HTML gateway page, as Cloudflare sends); the others
+//                       pass. `count` is how many it fails.
+// A 422 "status" carries an errors[] list, as RunPod's schema check does.
 // Also settable over HTTP: POST /_sandbox/faults with this object as JSON.
 struct Fault {
   std::string method;  // empty: any

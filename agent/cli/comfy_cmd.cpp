@@ -32,15 +32,9 @@ core::Result<std::unique_ptr<comfy::ComfyClient>> client_for(Context& ctx, const
   std::string url = t.url;
   if (url.empty() && t.no_tunnel) url = "http://127.0.0.1:" + std::to_string(t.local_port);
   if (url.empty()) {
-    TRY_ASSIGN(auto cfg, ctx.config());
     TRY_ASSIGN(auto provider, ctx.provider());
     TRY_ASSIGN(auto pod, providers::find_pod(*provider, t.pod));
-    int remote = t.remote_port;
-    if (remote == 0) {
-      remote = 8188;
-      if (auto h = cfg->hosts.find(pod.id); pod.provider == "ssh" && h != cfg->hosts.end())
-        remote = h->second.comfy_port;
-    }
+    int remote = t.remote_port != 0 ? t.remote_port : pod.comfy_port;
     TRY_ASSIGN(auto spec, tunnel_spec_for(ctx, pod,
                                           {std::to_string(t.local_port) + ":" + std::to_string(remote)},
                                           "127.0.0.1"));

@@ -11,27 +11,7 @@ namespace {
 core::Status cmd_config_show(Context& ctx) {
   TRY_ASSIGN(auto cfg, ctx.config());
   if (ctx.json()) {
-    nlohmann::json hosts = nlohmann::json::object();
-    for (const auto& [name, h] : cfg->hosts)
-      hosts[name] = {{"host", h.host}, {"port", h.port}, {"user", h.user}, {"key", h.key},
-                     {"comfy_port", h.comfy_port}, {"models_root", h.models_root}};
-    std::vector<std::string> dirs;
-    for (const auto& d : cfg->plugin_dirs) dirs.push_back(d.string());
-    print_json({{"home", cfg->home.root().string()},
-                {"provider", cfg->provider},
-                {"log_level", cfg->log_level},
-                {"plugin_dirs", dirs},
-                {"runpod", {{"api_key", core::mask_secret(cfg->runpod_api_key)},
-                            {"api_url", cfg->runpod_api_url}}},
-                {"ssh", {{"key", cfg->ssh_key.string()}}},
-                {"pod", {{"name", cfg->pod.name}, {"image", cfg->pod.image},
-                         {"gpu_types", cfg->pod.gpu_types}, {"gpu_count", cfg->pod.gpu_count},
-                         {"cloud", cfg->pod.cloud},
-                         {"container_disk_gb", cfg->pod.container_disk_gb},
-                         {"volume", cfg->pod.volume}, {"mount_path", cfg->pod.mount_path},
-                         {"ports", cfg->pod.ports}, {"data_centers", cfg->pod.data_centers}}},
-                {"hosts", hosts},
-                {"sources", cfg->sources}});
+    print_json(core::config_json(*cfg));
     return {};
   }
   std::cout << "# " << cfg->home.config_file().string() << " (each value's origin after #)\n"

@@ -6,10 +6,14 @@
 #include <cstring>
 #include <iostream>
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 #include "agent/cli/commands.hpp"
 #include "core/retry.hpp"
 #include "core/ssh_key.hpp"
 #include "providers/pod_ops.hpp"
+#include "providers/pod_spec.hpp"
 
 namespace autopod::agent {
 namespace {
@@ -22,85 +26,38 @@ using providers::PodStatus;
 using nlohmann::json;
 
 struct ConnectFlags {
-  std::string name, image, cloud, volume, mount;
-  std::vector<std::string> gpus, ports, env, dcs;
-  int gpu_count = 0, disk = 0, timeout_secs = 600;
+  providers::SpecFlags spec;
+  int timeout_secs = 600;
   bool no_wait = false;
 };
 
-// flag > what pods.json remembers of a pod that is down > config.yaml > default.
-Result<PodSpec> build_spec(const core::Config& cfg, const ConnectFlags& f,
-                           const std::optional<providers::PodRecord>& record) {
-  PodSpec s;
-  const auto& d = cfg.pod;
-  s.name = f.name.empty() ? d.name : f.name;
-  s.image = d.image;
-  s.gpu_types = d.gpu_types;
-  s.gpu_count = d.gpu_count;
-  s.cloud = d.cloud;
-  s.container_disk_gb = d.container_disk_gb;
-  s.volume_id = d.volume;
-  s.mount_path = d.mount_path;
-  s.ports = d.ports;
-  s.env = d.env;
-  s.data_centers = d.data_centers;
-  if (record && record->status == "down") {
-    const auto& r = record->spec;
-    s.image = r.image;
-    s.gpu_types = r.gpu_types;
-    s.gpu_count = r.gpu_count;
-    s.cloud = r.cloud;
-    s.container_disk_gb = r.container_disk_gb;
-    s.volume_id = r.volume_id;
-    s.mount_path = r.mount_path;
-    s.ports = r.ports;
-    s.data_centers = r.data_centers;
-  }
-  if (!f.image.empty()) s.image = f.image;
-  if (!f.gpus.empty()) s.gpu_types = f.gpus;
-  if (f.gpu_count > 0) s.gpu_count = f.gpu_count;
-  if (!f.cloud.empty()) s.cloud = f.cloud;
-  if (f.disk > 0) s.container_disk_gb = f.disk;
-  if (!f.volume.empty()) s.volume_id = f.volume;
-  if (!f.mount.empty()) s.mount_path = f.mount;
-  if (!f.ports.empty()) s.ports = f.ports;
-  if (!f.dcs.empty()) s.data_centers = f.dcs;
-  for (const auto& kv : f.env) {
-    auto eq = kv.find('=');
-    if (eq == std::string::npos || eq == 0)
-      return core::fail(ErrorCode::invalid_argument, "--env " + kv + " is not NAME=VALUE");
-    s.env[kv.substr(0, eq)] = kv.substr(eq + 1);
-  }
-  if (s.cloud != "secure" && s.cloud != "community")
-    return core::fail(ErrorCode::invalid_argument, "--cloud must be secure or community");
-  if (!s.volume_id.empty() && s.cloud == "community")
-    return core::fail(ErrorCode::invalid_argument, "network volumes work on secure cloud only",
-                      "drop --cloud community or --volume");
-  return s;
+// The pod carries its endpoint and the key to use (empty: ssh-agent).
+std::vector<std::string> ssh_argv(const core::Config& cfg, const Pod& pod) {
+  std::vector<std::string> argv = {"ssh"};
+  if (!pod.ssh->key.empty()) argv.insert(argv.end(), {"-i", pod.ssh->key.string()});
+  argv.insert(argv.end(), {"-p", std::to_string(pod.ssh->port), "-o",
+                           "UserKnownHostsFile=" + cfg.home.known_hosts().string(), "-o",
+                           "StrictHostKeyChecking=accept-new"});
+  if (!pod.ssh->key.empty()) argv.insert(argv.end(), {"-o", "IdentitiesOnly=yes"});
+  argv.push_back(pod.ssh->user + "@" + pod.ssh->host);
+  return argv;
 }
 
-std::vector<std::string> ssh_argv(const core::Config& cfg, const Pod& pod) {
-  return {"ssh", "-i", ssh_key_for(cfg, pod).string(), "-p", std::to_string(pod.ssh->port), "-o",
-          "UserKnownHostsFile=" + cfg.home.known_hosts().string(), "-o",
-          "StrictHostKeyChecking=accept-new", "-o", "IdentitiesOnly=yes",
-          pod.ssh->user + "@" + pod.ssh->host};
+std::string shell_quote(const std::string& a) {
+  bool plain = !a.empty() && a.find_first_of(" \t\n'\"\\$`!*?[]{}()<>|&;#~") == std::string::npos;
+  if (plain) return a;
+  std::string q;
+  for (char c : a) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return "'" + q + "'";
 }
 
 std::string shell_join(const std::vector<std::string>& args) {
-  std::string out;
-  for (const auto& a : args) {
-    bool plain = !a.empty() && a.find_first_of(" \t\n'\"\\$`!*?[]{}()<>|&;#~") == std::string::npos;
-    std::string quoted = plain ? a : "'" + [&] {
-      std::string q;
-      for (char c : a) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-      return q;
-    }() + "'";
-    out += (out.empty() ? "" : " ") + quoted;
-  }
-  return out;
+  std::vector<std::string> quoted;
+  for (const auto& a : args) quoted.push_back(shell_quote(a));
+  return fmt::format("{}", fmt::join(quoted, " "));
 }
 
-void print_pod(const core::Config& cfg, const Pod& pod) {
+void print_pod(const core::Config& cfg, const providers::Capabilities& caps, const Pod& pod) {
   std::vector<std::vector<std::string>> rows = {
       {"id", pod.id},
       {"name", pod.name},
@@ -112,13 +69,9 @@ void print_pod(const core::Config& cfg, const Pod& pod) {
     rows.push_back({"gpu", std::to_string(pod.gpu_count) + "x " + pod.gpu_type});
   if (!pod.cloud.empty()) rows.push_back({"cloud", pod.cloud});
   if (!pod.data_center.empty()) rows.push_back({"data center", pod.data_center});
-  if (pod.provider != "ssh") rows.push_back({"cost", format_price(pod.cost_per_hr) + "/hr"});
+  if (caps.billing) rows.push_back({"cost", format_price(pod.cost_per_hr) + "/hr"});
   if (!pod.volume_id.empty()) rows.push_back({"volume", pod.volume_id + " at " + pod.mount_path});
-  if (!pod.ports.empty()) {
-    std::string ports;
-    for (const auto& p : pod.ports) ports += (ports.empty() ? "" : ", ") + p;
-    rows.push_back({"ports", ports});
-  }
+  if (!pod.ports.empty()) rows.push_back({"ports", fmt::format("{}", fmt::join(pod.ports, ", "))});
   rows.push_back({"ssh", pod.ssh ? shell_join(ssh_argv(cfg, pod)) : "(not mapped yet)"});
   if (!pod.created_at.empty()) rows.push_back({"created", pod.created_at});
   for (auto& r : rows) r[0] += ":";
@@ -155,7 +108,7 @@ core::Status cmd_ls(Context& ctx) {
   for (const auto& p : pods)
     rows.push_back({p.name, p.id, to_string(p.status), gpu_cell(p),
                     p.data_center.empty() ? "-" : p.data_center,
-                    p.provider == "ssh" ? "-" : format_price(p.cost_per_hr),
+                    provider->capabilities().billing ? format_price(p.cost_per_hr) : "-",
                     providers::describe_endpoint(p)});
   for (const auto& r : down)
     rows.push_back({r.name, "-", "down", "-",
@@ -165,30 +118,27 @@ core::Status cmd_ls(Context& ctx) {
   return {};
 }
 
-core::Status remember(Context& ctx, const Pod& pod, const PodSpec* spec, const std::string& status) {
+// pods.json keeps what `down` + `connect --name` need, for providers that want it.
+core::Status remember(Context& ctx, const Pod& pod, const std::optional<PodSpec>& created,
+                      const std::string& status) {
+  TRY_ASSIGN(auto provider, ctx.provider());
+  if (!provider->capabilities().records) return {};
   TRY_ASSIGN(auto records, ctx.records());
-  TRY_ASSIGN(auto existing, records->find(pod.provider, pod.name));
-  providers::PodRecord r;
-  r.provider = pod.provider;
-  r.name = pod.name;
-  r.id = pod.id;
-  r.status = status;
-  // Only a fresh create records the requested spec; otherwise keep what was recorded, or what
-  // the pod itself says (flags of a reconnect must not erase the volume of the original).
-  if (spec) r.spec = *spec;
-  else if (existing) r.spec = existing->spec;
-  else r.spec = providers::spec_from_pod(pod);
-  return records->put(r);
+  return providers::remember(*records, pod, created, status);
 }
 
 core::Status cmd_connect(Context& ctx, const ConnectFlags& flags) {
+  // --timeout bounds the whole command: the create and its retries, then the wait.
+  auto& clock = core::system_clock();
+  auto deadline = clock.now() + std::chrono::seconds(flags.timeout_secs);
   TRY_ASSIGN(auto cfg, ctx.config());
   TRY_ASSIGN(auto provider, ctx.provider());
+  provider->set_deadline(deadline);
   TRY_ASSIGN(auto records, ctx.records());
-  std::string name = flags.name.empty() ? cfg->pod.name : flags.name;
+  std::string name = flags.spec.name.empty() ? cfg->pod.name : flags.spec.name;
   TRY_ASSIGN(auto record, records->find(provider->name(), name));
-  TRY_ASSIGN(auto spec, build_spec(*cfg, flags, record));
-  if (provider->name() != "ssh") {
+  TRY_ASSIGN(auto spec, providers::resolve_spec(cfg->pod, flags.spec, record));
+  if (provider->capabilities().managed_key) {
     TRY_ASSIGN(auto key, core::ensure_ssh_key(cfg->ssh_key, cfg->ssh_key_is_default));
     spec.public_key = key.public_key;
   }
@@ -197,23 +147,23 @@ core::Status cmd_connect(Context& ctx, const ConnectFlags& flags) {
   ctx.finish_progress();
   if (!connected) return core::fail(connected.error());
   Pod pod = connected->pod;
-  const PodSpec* created =
-      connected->outcome == providers::ConnectOutcome::created ? &connected->spec : nullptr;
-  if (provider->name() != "ssh") TRY(remember(ctx, pod, created, to_string(pod.status)));
+  std::optional<PodSpec> created;
+  if (connected->outcome == providers::ConnectOutcome::created) created = connected->spec;
+  TRY(remember(ctx, pod, created, to_string(pod.status)));
   if (!flags.no_wait) {
     providers::WaitOptions wait;
-    wait.timeout = std::chrono::seconds(flags.timeout_secs);
+    wait.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock.now());
     if (const char* poll = std::getenv("AUTOPOD_POLL_MS")) wait.poll_interval = std::chrono::milliseconds(std::atoi(poll));
-    auto ready = providers::wait_until_ready(*provider, pod.id, wait, core::system_clock(), progress);
+    auto ready = providers::wait_until_ready(*provider, pod.id, wait, clock, progress);
     ctx.finish_progress();
     if (!ready) return core::fail(ready.error());
     pod = *ready;
-    if (provider->name() != "ssh") TRY(remember(ctx, pod, created, to_string(pod.status)));
+    TRY(remember(ctx, pod, created, to_string(pod.status)));
   }
   if (ctx.json()) {
     print_json(pod);
   } else {
-    print_pod(*cfg, pod);
+    print_pod(*cfg, provider->capabilities(), pod);
   }
   return {};
 }
@@ -226,7 +176,7 @@ core::Status cmd_info(Context& ctx, const std::string& id) {
   if (ctx.json()) {
     print_json(pod);
   } else {
-    print_pod(*cfg, pod);
+    print_pod(*cfg, provider->capabilities(), pod);
   }
   return {};
 }
@@ -240,7 +190,7 @@ core::Status cmd_start_stop(Context& ctx, const std::string& id, bool start) {
     std::cerr << "pod " << pod.name << " is already stopped\n";
   } else {
     TRY_ASSIGN(pod, start ? provider->start_pod(pod.id) : provider->stop_pod(pod.id));
-    if (provider->name() != "ssh") TRY(remember(ctx, pod, nullptr, to_string(pod.status)));
+    TRY(remember(ctx, pod, std::nullopt, to_string(pod.status)));
     std::cerr << "pod " << pod.name << " (" << pod.id << ") " << (start ? "starting" : "stopped")
               << (start ? "; autopod connect --name " + pod.name + " waits until it is ready" : "")
               << "\n";
@@ -266,7 +216,7 @@ core::Status cmd_kill(Context& ctx, const std::string& id, bool yes, bool keep_r
   }
   TRY_ASSIGN(auto records, ctx.records());
   if (keep_record) {
-    TRY(remember(ctx, pod, nullptr, "down"));
+    TRY(remember(ctx, pod, std::nullopt, "down"));
     std::cerr << "pod " << pod.name << " terminated"
               << (pod.volume_id.empty() ? "" : "; volume " + pod.volume_id + " kept") << "\n"
               << "bring it back with: autopod connect --name " << pod.name << "\n";
@@ -292,7 +242,7 @@ core::Status cmd_ssh(Context& ctx, const std::string& id, bool print_only,
     std::cout << shell_join(argv) << "\n";
     return {};
   }
-  TRY(core::ensure_ssh_key(ssh_key_for(*cfg, pod), cfg->ssh_key_is_default && pod.provider != "ssh"));
+  TRY(ctx.ensure_key(pod));
   std::vector<char*> args;
   for (auto& a : argv) args.push_back(a.data());
   args.push_back(nullptr);
@@ -342,18 +292,18 @@ core::Status cmd_providers(Context& ctx) {
 void add_pod_commands(CLI::App& app, Context& ctx, int& exit_code) {
   static ConnectFlags cf;
   auto* connect = app.add_subcommand("connect", "create a pod (or reuse/restart the named one) and wait until ssh answers");
-  connect->add_option("--name", cf.name, "pod name (reused when it exists; default: pod.name)");
-  connect->add_option("--image", cf.image, "container image");
-  connect->add_option("--gpu", cf.gpus, "gpu type, repeatable, tried in order (see autopod gpus)");
-  connect->add_option("--gpu-count", cf.gpu_count, "gpus per pod")->check(CLI::PositiveNumber);
-  connect->add_option("--cloud", cf.cloud, "secure or community")->check(CLI::IsMember({"secure", "community"}));
-  connect->add_option("--disk", cf.disk, "container disk in GB")->check(CLI::PositiveNumber);
-  connect->add_option("--volume", cf.volume, "network volume id or name to mount");
-  connect->add_option("--mount", cf.mount, "where the volume is mounted (default /workspace)");
-  connect->add_option("--port", cf.ports, "port to expose, e.g. 8188/http (repeatable)");
-  connect->add_option("--env", cf.env, "NAME=VALUE for the pod (repeatable)");
-  connect->add_option("--dc", cf.dcs, "data center, repeatable, tried in order");
-  connect->add_option("--timeout", cf.timeout_secs, "seconds to wait until ready")->check(CLI::PositiveNumber);
+  connect->add_option("--name", cf.spec.name, "pod name (reused when it exists; default: pod.name)");
+  connect->add_option("--image", cf.spec.image, "container image");
+  connect->add_option("--gpu", cf.spec.gpus, "gpu type, repeatable, tried in order (see autopod gpus)");
+  connect->add_option("--gpu-count", cf.spec.gpu_count, "gpus per pod")->check(CLI::PositiveNumber);
+  connect->add_option("--cloud", cf.spec.cloud, "secure or community")->check(CLI::IsMember({"secure", "community"}));
+  connect->add_option("--disk", cf.spec.disk_gb, "container disk in GB")->check(CLI::PositiveNumber);
+  connect->add_option("--volume", cf.spec.volume, "network volume id or name to mount");
+  connect->add_option("--mount", cf.spec.mount, "where the volume is mounted (default /workspace)");
+  connect->add_option("--port", cf.spec.ports, "port to expose, e.g. 8188/http (repeatable)");
+  connect->add_option("--env", cf.spec.env, "NAME=VALUE for the pod (repeatable)");
+  connect->add_option("--dc", cf.spec.dcs, "data center, repeatable, tried in order");
+  connect->add_option("--timeout", cf.timeout_secs, "seconds the whole command may take: create (with its retries) and wait")->check(CLI::PositiveNumber);
   connect->add_flag("--no-wait", cf.no_wait, "return once the pod is created");
   connect->callback(run(ctx, exit_code, [&ctx] { return cmd_connect(ctx, cf); }));
 

@@ -37,7 +37,6 @@ bool is_loopback(const std::string& addr) { return addr.rfind("127.", 0) == 0 ||
 core::Result<tunnel::TunnelSpec> tunnel_spec_for(Context& ctx, const providers::Pod& pod,
                                                  const std::vector<std::string>& forwards,
                                                  const std::string& bind) {
-  TRY_ASSIGN(auto cfg, ctx.config());
   if (pod.status != providers::PodStatus::running)
     return core::fail(ErrorCode::conflict, "pod " + pod.name + " is " + to_string(pod.status) + ", not running",
                       "start it first: autopod connect --name " + pod.name);
@@ -51,8 +50,8 @@ core::Result<tunnel::TunnelSpec> tunnel_spec_for(Context& ctx, const providers::
   spec.host = pod.ssh->host;
   spec.port = pod.ssh->port;
   spec.user = pod.ssh->user;
-  spec.key = ssh_key_for(*cfg, pod);
-  TRY(core::ensure_ssh_key(spec.key, cfg->ssh_key_is_default && pod.provider != "ssh"));
+  spec.key = pod.ssh->key;
+  TRY(ctx.ensure_key(pod));
   spec.log_level = ctx.options().verbose ? "debug" : "info";
   spec.forwards.clear();
   for (const auto& text : forwards.empty() ? std::vector<std::string>{"8188:8188"} : forwards) {

@@ -180,7 +180,7 @@ core::Error error_from_response(const core::HttpResponse& response, const std::s
       err.code = ErrorCode::payment;
       err.message = "runpod says the balance is too low (http 402)" +
                     (said.empty() ? "" : ": " + said);
-      err.hint = "add funds in the runpod console; nothing was created";
+      err.hint = "add funds in the runpod console";
       break;
     case 404:
       err.code = ErrorCode::not_found;
@@ -190,8 +190,10 @@ core::Error error_from_response(const core::HttpResponse& response, const std::s
       err.hint = "the pod's current status does not allow this; see autopod info";
       break;
     case 422:
-      err.code = ErrorCode::invalid_argument;
-      err.hint = "the request broke runpod's schema; this is an autopod bug, please report it";
+      // autopod built the request, not the user: not a usage error (exit 2).
+      err.code = ErrorCode::remote;
+      err.hint = "runpod's api no longer accepts a request autopod built (see its errors above); "
+                 "this needs a fix in autopod: please report it with these errors";
       break;
     case 429: {
       err.code = ErrorCode::rate_limited;

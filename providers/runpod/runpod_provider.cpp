@@ -1,12 +1,15 @@
 #include "providers/runpod/runpod_provider.hpp"
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 #include <algorithm>
 #include <cctype>
-#include <random>
 
 #include "core/log.hpp"
 #include "core/text.hpp"
 #include "providers/runpod/runpod_api.hpp"
+#include "providers/runpod/runpod_client.hpp"
 
 namespace autopod::providers::runpod {
 
@@ -17,30 +20,25 @@ using nlohmann::json;
 
 namespace {
 
-bool ambiguous(const core::Error& e) {
-  // The request may or may not have been carried out.
-  return e.code == ErrorCode::network || e.code == ErrorCode::timeout ||
-         (e.code == ErrorCode::remote && e.http_status >= 500);
-}
+constexpr int k_comfy_port = 8188;  // runpod/comfyui and RunPod's ComfyUI templates
 
 class RunpodProvider final : public Provider {
  public:
   RunpodProvider(RunpodOptions options, std::unique_ptr<core::HttpTransport> transport,
                  core::Clock& clock, std::function<void(const std::string&)> progress)
-      : m_options(std::move(options)),
-        m_transport(std::move(transport)),
-        m_clock(clock),
+      : m_client(std::move(options), std::move(transport), clock),
         m_progress(std::move(progress)),
-        m_log(core::logger("runpod")),
-        m_rng(std::random_device{}()) {}
+        m_log(core::logger("runpod")) {}
 
   std::string name() const override { return "runpod"; }
+  Capabilities capabilities() const override { return {}; }
+  void set_deadline(core::Clock::time_point deadline) override { m_client.set_deadline(deadline); }
 
   Result<std::vector<Pod>> list_pods() override {
     TRY_ASSIGN(auto body, call("GET", "/v2/pods"));
     return parse("GET /v2/pods", [&] {
       std::vector<Pod> pods;
-      for (const auto& p : body.at("pods")) pods.push_back(pod_from_v2(p));
+      for (const auto& p : body.at("pods")) pods.push_back(carry(pod_from_v2(p)));
       return pods;
     });
   }
@@ -48,7 +46,7 @@ class RunpodProvider final : public Provider {
   Result<Pod> get_pod(const std::string& id) override {
     TRY(check_id(id));
     TRY_ASSIGN(auto body, call("GET", "/v2/pods/" + id));
-    return parse("GET /v2/pods/" + id, [&] { return pod_from_v2(body); });
+    return parse("GET /v2/pods/" + id, [&] { return carry(pod_from_v2(body)); });
   }
 
   Result<Pod> create_pod(const PodSpec& spec) override {
@@ -65,14 +63,16 @@ class RunpodProvider final : public Provider {
       for (const auto& dc : spec.data_centers) candidates.push_back({gpu, {dc}});
     }
     std::vector<std::string> no_capacity;
+    std::string runpod_said;
     std::optional<core::Error> rule_violation;
     for (const auto& [gpu, dcs] : candidates) {
       std::string where = gpu + (dcs.empty() ? "" : " in " + dcs.front());
       auto created = create_one(spec, gpu, dcs);
       if (created) return created;
-      const auto& e = created.error();
+      auto e = created.error();
       if (e.code == ErrorCode::no_capacity) {
         no_capacity.push_back(where);
+        runpod_said = detail_of(e);
         tell("no capacity for " + where + (&gpu == &candidates.back().first ? "" : ", trying the next"));
         continue;
       }
@@ -82,14 +82,11 @@ class RunpodProvider final : public Provider {
         tell("runpod refused " + where + ": " + e.message);
         continue;
       }
-      return created;
+      if (e.code == ErrorCode::payment) e.hint += "; nothing was created";
+      return fail(e);
     }
     if (rule_violation && no_capacity.empty()) return fail(*rule_violation);
-    std::string tried;
-    for (const auto& t : no_capacity) tried += (tried.empty() ? "" : ", ") + t;
-    return fail(ErrorCode::no_capacity, "runpod has no capacity right now for " + tried,
-                "add more gpu types (--gpu, tried in order), allow other data centers, "
-                "use --cloud community (without a volume), or try again later");
+    return fail(no_capacity_error(spec, no_capacity, runpod_said));
   }
 
   Result<Pod> start_pod(const std::string& id) override {
@@ -102,6 +99,13 @@ class RunpodProvider final : public Provider {
                ", then autopod connect --name NAME recreates it in the volume's data center";
       return fail(e);
     }
+    if (!pod && pod.error().code == ErrorCode::payment) {
+      auto e = pod.error();
+      e.message = "pod " + id + " exists but stays stopped: " + e.message;
+      e.hint = "add funds in the runpod console, then: autopod start " + id +
+               " (the pod, its disk and any volume are kept)";
+      return fail(e);
+    }
     return pod;
   }
 
@@ -112,9 +116,9 @@ class RunpodProvider final : public Provider {
   Status terminate_pod(const std::string& id) override {
     TRY(check_id(id));
     int attempts = 0;
-    auto r = with_retry<HttpResponse>([&] {
+    auto r = m_client.retried([&] {
       ++attempts;
-      return send_once("DELETE", "/v2/pods/" + id, {}, false);
+      return m_client.send_once("DELETE", "/v2/pods/" + id, {}, false);
     });
     // A retried DELETE whose first answer was lost finds the pod already gone.
     if (!r && r.error().code == ErrorCode::not_found && attempts > 1) return {};
@@ -145,20 +149,17 @@ class RunpodProvider final : public Provider {
       return fail(ErrorCode::invalid_argument,
                   "volume size " + std::to_string(spec.size_gb) + " GB is outside 10-4096",
                   "pass --size between 10 and 4096");
-    auto body = create_volume_body(spec);
-    for (int attempt = 1;; ++attempt) {
-      auto r = send_once("POST", "/v2/network-volumes", body.dump(), true);
-      if (r) return parse("POST /v2/network-volumes", [&] {
-        return volume_from_v2(json::parse(r->body));
-      });
-      if (ambiguous(r.error())) {
-        TRY_ASSIGN(auto volumes, list_volumes());
-        for (const auto& v : volumes)
-          if (v.name == spec.name) return v;
-      }
-      if (!r.error().retryable() || attempt >= m_options.retry.max_attempts) return fail(r.error());
-      backoff(attempt, r.error());
-    }
+    return m_client.create<Volume>(
+        "/v2/network-volumes", create_volume_body(spec).dump(),
+        [&]() -> Result<std::optional<Volume>> {
+          TRY_ASSIGN(auto volumes, list_volumes());
+          for (const auto& v : volumes)
+            if (v.name == spec.name) return std::optional<Volume>(v);
+          return std::optional<Volume>();
+        },
+        [&](const HttpResponse& r) {
+          return parse("POST /v2/network-volumes", [&] { return volume_from_v2(json::parse(r.body)); });
+        });
   }
 
   Status delete_volume(const std::string& id) override {
@@ -210,58 +211,46 @@ class RunpodProvider final : public Provider {
     }
   }
 
-  Result<HttpResponse> send_once(const std::string& method, const std::string& path,
-                                 const std::string& body, bool fresh) {
-    if (m_options.api_key.empty())
-      return fail(ErrorCode::auth, "no runpod api key",
-                  "export RUNPOD_API_KEY=... (console: Settings > API Keys) "
-                  "or set runpod.api_key in config.yaml");
-    core::HttpRequest req;
-    req.method = method;
-    req.url = m_options.api_url + path;
-    req.headers = {{"Authorization", "Bearer " + m_options.api_key},
-                   {"Accept", "application/json"}};
-    if (!body.empty()) {
-      req.headers.emplace_back("Content-Type", "application/json");
-      req.body = body;
-    }
-    req.fresh_connection = fresh;
-    auto r = m_transport->send(req);
-    if (!r) {
-      auto e = std::move(r).error();
-      e.message = "runpod: " + e.message;
-      e.hint = "check your network, or RUNPOD_API_URL (now " + core::redact_url(req.url) + ")";
-      return fail(e);
-    }
-    if (r->status >= 200 && r->status < 300) return r;
-    return fail(error_from_response(*r, method + " " + path.substr(0, path.find('?'))));
-  }
-
-  void backoff(int attempt, const core::Error& e) {
-    auto delay = core::backoff_delay(m_options.retry, attempt, e, m_rng);
-    m_log->warn("retry {}/{} in {} ms: {}", attempt + 1, m_options.retry.max_attempts,
-                delay.count(), e.message);
-    m_clock.sleep_for(delay);
-  }
-
-  template <typename T>
-  Result<T> with_retry(const std::function<Result<T>()>& op) {
-    return core::with_retry<T>(m_options.retry, m_clock, op,
-                               [&](int attempt, const core::Error& e, std::chrono::milliseconds d) {
-                                 m_log->warn("retry {}/{} in {} ms: {}", attempt,
-                                             m_options.retry.max_attempts, d.count(), e.message);
-                               });
-  }
-
-  // An idempotent request, retried; its parsed JSON body (null for an empty one).
   Result<json> call(const std::string& method, const std::string& path,
                     const std::string& body = {}) {
-    TRY_ASSIGN(auto response, with_retry<HttpResponse>([&] {
-                 return send_once(method, path, body, false);
-               }));
-    if (response.body.empty()) return json(nullptr);
-    return parse(method + " " + path.substr(0, path.find('?')),
-                 [&] { return json::parse(response.body); });
+    return m_client.call(method, path, body);
+  }
+
+  // What the next layer needs travels with the pod: the key to log in with, ComfyUI's port
+  // and where its models are.
+  Pod carry(Pod p) const {
+    const auto& o = m_client.options();
+    if (p.ssh) p.ssh->key = o.ssh_key;
+    p.comfy_port = k_comfy_port;
+    p.models_root = !o.models_root.empty()
+                        ? o.models_root
+                        : (p.mount_path.empty() ? o.mount_path : p.mount_path) + "/ComfyUI/models";
+    return p;
+  }
+
+  // The text RunPod itself gave for an error ("There are no longer any instances ...").
+  static std::string detail_of(const core::Error& e) {
+    auto at = e.message.find(": ");
+    std::string said = at == std::string::npos ? e.message : e.message.substr(at + 2);
+    return said.substr(0, said.find('\n'));
+  }
+
+  static core::Error no_capacity_error(const PodSpec& spec, const std::vector<std::string>& tried,
+                                       const std::string& said) {
+    auto e = core::make_error(ErrorCode::no_capacity,
+                              fmt::format("runpod has no capacity right now for {}{}",
+                                          fmt::join(tried, ", "),
+                                          said.empty() ? "" : " (runpod: \"" + said + "\")"));
+    if (!spec.volume_id.empty())
+      e.hint = fmt::format(
+          "the pod must run in {} with volume {}: try other gpu types (--gpu, tried in order; "
+          "autopod gpus shows stock), wait and try again, or move the models to a volume in "
+          "another data center",
+          fmt::join(spec.data_centers, ", "), spec.volume_id);
+    else
+      e.hint = "add more gpu types (--gpu, tried in order), allow other data centers (--dc), "
+               "use --cloud community, or try again later";
+    return e;
   }
 
   Result<Pod> action(const std::string& id, const std::string& verb,
@@ -278,7 +267,7 @@ class RunpodProvider final : public Provider {
       return fail(e);
     }
     if (!r) return fail(r.error());
-    if (r->is_object()) return parse("POST " + path, [&] { return pod_from_v2(*r); });
+    if (r->is_object()) return parse("POST " + path, [&] { return carry(pod_from_v2(*r)); });
     return get_pod(id);  // 204: no body
   }
 
@@ -291,7 +280,7 @@ class RunpodProvider final : public Provider {
       });
       if (it == catalog.end()) {
         std::string valid;
-        for (const auto& g : catalog) valid += "\n  " + g.id;
+        for (const auto& g : catalog) valid += "\n  " + g.id;  // one per line, not joined
         return fail(ErrorCode::invalid_argument, "unknown gpu type '" + w + "'",
                     "valid gpu types (autopod gpus shows prices):" + valid);
       }
@@ -307,38 +296,21 @@ class RunpodProvider final : public Provider {
     return std::optional<Pod>();
   }
 
-  // One candidate: retries what is safe to retry; after an ambiguous failure, looks the pod up
-  // by name first so a lost answer never rents a second pod.
+  // One candidate, created exactly once (see RunpodClient::create).
   Result<Pod> create_one(const PodSpec& spec, const std::string& gpu,
                          const std::vector<std::string>& dcs) {
-    auto body = create_pod_body(spec, gpu, dcs).dump();
-    for (int attempt = 1;; ++attempt) {
-      auto r = send_once("POST", "/v2/pods", body, true);
-      if (r) return parse("POST /v2/pods", [&] { return pod_from_v2(json::parse(r->body)); });
-      auto e = r.error();
-      if (ambiguous(e)) {
-        m_log->warn("create of {} may have happened ({}); looking it up by name", spec.name,
-                    e.message);
-        TRY_ASSIGN(auto found, find_by_name(spec.name));
-        if (found) {
-          m_log->info("pod {} exists after all: {}", spec.name, found->id);
-          return *found;
-        }
-      }
-      if (!e.retryable() || attempt >= m_options.retry.max_attempts) return fail(e);
-      if (e.retry_after_secs * 1000L > m_options.retry.max_retry_after.count()) return fail(e);
-      backoff(attempt, e);
-    }
+    return m_client.create<Pod>(
+        "/v2/pods", create_pod_body(spec, gpu, dcs).dump(),
+        [&] { return find_by_name(spec.name); },
+        [&](const HttpResponse& r) {
+          return parse("POST /v2/pods", [&] { return carry(pod_from_v2(json::parse(r.body))); });
+        });
   }
 
-  RunpodOptions m_options;
-  std::unique_ptr<core::HttpTransport> m_transport;
-  core::Clock& m_clock;
+  RunpodClient m_client;
   std::function<void(const std::string&)> m_progress;
   std::shared_ptr<spdlog::logger> m_log;
-  std::mt19937 m_rng;
 };
-
 }  // namespace
 
 std::unique_ptr<Provider> make_runpod_provider(RunpodOptions options,

@@ -1,5 +1,8 @@
 #include "providers/ssh_host/ssh_host_provider.hpp"
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 namespace autopod::providers::ssh_host {
 namespace {
 
@@ -8,10 +11,15 @@ using core::fail;
 
 class SshHostProvider final : public Provider {
  public:
-  explicit SshHostProvider(std::map<std::string, core::HostConfig> hosts)
-      : m_hosts(std::move(hosts)) {}
+  SshHostProvider(std::map<std::string, core::HostConfig> hosts, std::filesystem::path key)
+      : m_hosts(std::move(hosts)), m_default_key(std::move(key)) {}
 
   std::string name() const override { return "ssh"; }
+  Capabilities capabilities() const override {
+    return {.create = false, .stop_start = false, .terminate = false, .volumes = false,
+            .billing = false, .records = false, .managed_key = false};
+  }
+  void set_deadline(core::Clock::time_point) override {}  // nothing here waits on a network
 
   Result<std::vector<Pod>> list_pods() override {
     std::vector<Pod> pods;
@@ -22,11 +30,11 @@ class SshHostProvider final : public Provider {
   Result<Pod> get_pod(const std::string& id) override {
     auto it = m_hosts.find(id);
     if (it == m_hosts.end()) {
-      std::string known;
-      for (const auto& [name, h] : m_hosts) known += (known.empty() ? "" : ", ") + name;
+      std::vector<std::string> known;
+      for (const auto& [name, h] : m_hosts) known.push_back(name);
       return fail(ErrorCode::not_found, "no host '" + id + "' in config.yaml",
                   known.empty() ? "declare it under hosts: in config.yaml (autopod config init)"
-                                : "hosts: " + known);
+                                : fmt::format("hosts: {}", fmt::join(known, ", ")));
     }
     return to_pod(it->second);
   }
@@ -51,25 +59,29 @@ class SshHostProvider final : public Provider {
                 "config.yaml, or use --provider runpod");
   }
 
-  static Pod to_pod(const core::HostConfig& h) {
+  Pod to_pod(const core::HostConfig& h) const {
     Pod p;
     p.id = h.name;
     p.name = h.name;
     p.provider = "ssh";
     p.status = PodStatus::running;
-    p.ssh = SshEndpoint{h.host, h.port, h.user};
+    p.ssh = SshEndpoint{h.host, h.port, h.user, h.key.empty() ? m_default_key : std::filesystem::path(h.key)};
     p.mount_path = h.models_root;
+    p.comfy_port = h.comfy_port;
+    p.models_root = h.models_root;
     p.ports = {std::to_string(h.port) + "/ssh", std::to_string(h.comfy_port) + "/http"};
     return p;
   }
 
   std::map<std::string, core::HostConfig> m_hosts;
+  std::filesystem::path m_default_key;
 };
 
 }  // namespace
 
-std::unique_ptr<Provider> make_ssh_host_provider(std::map<std::string, core::HostConfig> hosts) {
-  return std::make_unique<SshHostProvider>(std::move(hosts));
+std::unique_ptr<Provider> make_ssh_host_provider(std::map<std::string, core::HostConfig> hosts,
+                                                 std::filesystem::path default_key) {
+  return std::make_unique<SshHostProvider>(std::move(hosts), std::move(default_key));
 }
 
 }  // namespace autopod::providers::ssh_host

@@ -159,5 +159,36 @@ TEST(Config, ExampleConfigParses) {
   EXPECT_EQ(c->pod.gpu_types.size(), 3u);
 }
 
+TEST(Config, PluginSectionsAreKeptForThePluginAsJson) {
+  ScopedEnv env({});
+  testing::TempDir home;
+  auto c = load_with(home, "plugins:\n  vast:\n    region: EU\n    max_pods: 3\n    tag: \"7\"\n");
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->plugins.at("vast"), nlohmann::json({{"region", "EU"}, {"max_pods", 3}, {"tag", "7"}}));
+  auto bad = load_with(home, "plugins:\n  vast: [1]\n");
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("plugins.vast: expected a mapping"), std::string::npos);
+}
+
+TEST(Config, EveryKeyOfTheTableIsInBothViewsAndTheExample) {
+  ScopedEnv env({});
+  testing::TempDir home;
+  auto c = load_with(home, "pod:\n  models_root: /data/models\n");
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->pod.models_root, "/data/models");
+  auto yaml = core::render_config(*c);
+  auto json = core::config_json(*c);
+  auto example = core::example_config();
+  for (const char* section : {"runpod", "ssh", "pod"})
+    EXPECT_TRUE(json.contains(section)) << section;
+  for (const char* key : {"models_root", "env", "data_centers", "api_key", "plugin_dirs"}) {
+    EXPECT_NE(yaml.find(std::string(key) + ":"), std::string::npos) << key;
+    EXPECT_NE(example.find(std::string(key) + ":"), std::string::npos) << key;
+  }
+  EXPECT_EQ(json["pod"]["models_root"], "/data/models");
+  EXPECT_TRUE(json["pod"].contains("env"));
+  EXPECT_TRUE(json.contains("plugins"));
+}
+
 }  // namespace
 }  // namespace autopod

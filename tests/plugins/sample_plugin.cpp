@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -15,6 +16,7 @@ namespace {
 using nlohmann::json;
 
 struct Instance {
+  json config;  // config.yaml's plugins.static section (plus "home")
   std::map<std::string, json> pods;
   int next = 1;
 };
@@ -44,6 +46,7 @@ json handle(Instance& self, const json& req) {
   if (op == "create_pod") {
     std::string id = "s" + std::to_string(self.next++);
     json pod = {{"id", id}, {"name", req["spec"]["name"]}, {"status", "running"},
+                {"image", self.config.value("image", req["spec"].value("image", ""))},
                 {"gpu_type", "static-gpu"}, {"gpu_count", 1},
                 {"ssh", {{"host", "127.0.0.1"}, {"port", 22}, {"user", "root"}}}};
     self.pods[id] = pod;
@@ -57,7 +60,16 @@ json handle(Instance& self, const json& req) {
   return error("unsupported", "static plugin cannot " + op);
 }
 
-void* create(const char*, char**) { return new Instance(); }
+void* create(const char* config, char** error) {
+  try {
+    auto self = std::make_unique<Instance>();
+    self->config = json::parse(config);
+    return self.release();
+  } catch (const std::exception& e) {
+    *error = dup(std::string("bad config: ") + e.what());
+    return nullptr;
+  }
+}
 
 char* call(void* instance, const char* request) {
   try {

@@ -23,6 +23,10 @@ TEST(PluginLoader, GoodPluginRegistersAWorkingProvider) {
   auto created = (*provider)->create_pod({.name = "one"});
   ASSERT_TRUE(created) << created.error().message;
   EXPECT_EQ(created->provider, "static");
+  // A plugin that sends none of comfy_port, models_root, ssh.key still gives usable pods.
+  EXPECT_EQ(created->comfy_port, 8188);
+  EXPECT_EQ(created->models_root, "/workspace/ComfyUI/models");
+  EXPECT_TRUE((*provider)->capabilities().create);
   EXPECT_EQ(providers::find_pod(**provider, "one")->id, created->id);
   auto unsupported = (*provider)->create_volume({"v", 10, "dc", ""});
   ASSERT_FALSE(unsupported);

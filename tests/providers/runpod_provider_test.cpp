@@ -1,67 +1,19 @@
-// The RunPod client against a fake transport: request shapes, error mapping, retries.
+// The RunPod client against a fake transport: request shapes, error mapping, retries, lifecycle
+// actions. Creating pods and volumes: runpod_create_test.cpp.
 
 #include <gtest/gtest.h>
 
-#include "providers/runpod/runpod_provider.hpp"
-#include "tests/fakes/fake_clock.hpp"
-#include "tests/fakes/fake_transport.hpp"
+#include "tests/providers/runpod_fixture.hpp"
 
 namespace autopod {
 namespace {
 
 using core::ErrorCode;
 using nlohmann::json;
-using providers::PodSpec;
-
-std::string pod_body(const std::string& id, const std::string& name,
-                     const std::string& status = "PROVISIONING") {
-  return json{{"id", id}, {"name", name}, {"status", status}, {"image", "img"},
-              {"gpu", {{"id", "NVIDIA A40"}, {"count", 1}}}, {"cloud", "SECURE"},
-              {"dataCenterId", "EU-RO-1"}, {"cost", 0.4}, {"ports", {"22/tcp"}},
-              {"mounts", json::object()},
-              {"ssh", {{"proxy", nullptr},
-                       {"direct", status == "RUNNING"
-                                      ? json{{"host", "1.2.3.4"}, {"port", 10341},
-                                             {"username", "root"}, {"command", "ssh"}}
-                                      : json(nullptr)}}},
-              {"createdAt", "2026-11-21T00:00:00Z"}}
-      .dump();
-}
-
-const char* k_catalog =
-    R"({"gpus":[{"id":"NVIDIA A40","name":"A40","memory":48,"price":{"secure":0.4,"community":0.35}},
-               {"id":"NVIDIA L40S","name":"L40S","memory":48,"price":{"secure":0.86,"community":0.79}}]})";
-
-std::string problem(int status, const std::string& detail) {
-  return json{{"title", "t"}, {"status", status}, {"detail", detail}}.dump();
-}
-
-struct Fixture : ::testing::Test {
-  testing::FakeTransport* transport = nullptr;
-  testing::FakeClock clock;
-  std::vector<std::string> progress;
-  std::unique_ptr<providers::Provider> provider;
-
-  void SetUp() override { make("rpa_testkey"); }
-  void make(const std::string& key) {
-    auto t = std::make_unique<testing::FakeTransport>();
-    transport = t.get();
-    providers::runpod::RunpodOptions o;
-    o.api_url = "http://runpod.test";
-    o.api_key = key;
-    provider = providers::runpod::make_runpod_provider(
-        o, std::move(t), clock, [this](const std::string& l) { progress.push_back(l); });
-  }
-  PodSpec spec() {
-    PodSpec s;
-    s.name = "comfy";
-    s.image = "img";
-    s.gpu_types = {"A40", "NVIDIA L40S"};
-    return s;
-  }
-};
-
-using RunpodProvider = Fixture;
+using testing::k_catalog;
+using testing::pod_body;
+using testing::problem;
+using RunpodProvider = testing::RunpodFixture;
 
 TEST_F(RunpodProvider, ListSendsBearerKeyAndParsesPods) {
   transport->reply("GET /v2/pods", 200, "{\"pods\":[" + pod_body("p1", "a", "RUNNING") + "]}");
@@ -105,15 +57,6 @@ TEST_F(RunpodProvider, RateLimitWaitsForRetryAfterThenSucceeds) {
   EXPECT_EQ(clock.sleeps()[0], std::chrono::seconds(7));
 }
 
-TEST_F(RunpodProvider, ServerErrorsAndLostConnectionsAreRetriedWithBackoff) {
-  transport->reply("GET /v2/pods", 503, problem(503, "upstream"));
-  transport->fail_with("GET /v2/pods", ErrorCode::network);
-  transport->reply("GET /v2/pods", 200, "{\"pods\":[]}");
-  ASSERT_TRUE(provider->list_pods());
-  EXPECT_EQ(clock.sleeps().size(), 2u);
-  EXPECT_EQ(transport->requests().size(), 3u);
-}
-
 TEST_F(RunpodProvider, RetriesAreBounded) {
   for (int i = 0; i < 10; ++i) transport->reply("GET /v2/pods", 500, problem(500, "boom"));
   auto r = provider->list_pods();
@@ -128,121 +71,6 @@ TEST_F(RunpodProvider, MalformedAnswerIsAProtocolErrorNotACrash) {
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, ErrorCode::protocol);
   EXPECT_NE(r.error().message.find("GET /v2/pods"), std::string::npos);
-}
-
-TEST_F(RunpodProvider, CreateSendsTheV2BodyOnAFreshConnection) {
-  transport->reply("GET /v2/catalog/gpus", 200, k_catalog);
-  transport->reply("POST /v2/pods", 201, pod_body("new1", "comfy"));
-  auto s = spec();
-  s.volume_id = "vol1";
-  s.data_centers = {"EU-RO-1"};
-  s.env = {{"HF_HOME", "/workspace/hf"}};
-  s.public_key = "ssh-ed25519 AAAA test";
-  auto pod = provider->create_pod(s);
-  ASSERT_TRUE(pod) << pod.error().message;
-  EXPECT_EQ(pod->id, "new1");
-  const auto& req = transport->requests().at(1);
-  EXPECT_TRUE(req.fresh_connection);
-  auto body = json::parse(req.body);
-  EXPECT_EQ(body["gpu"]["id"], "NVIDIA A40");  // "A40" resolved through the catalog
-  EXPECT_EQ(body["cloud"], "SECURE");
-  EXPECT_EQ(body["dataCenterIds"], json({"EU-RO-1"}));
-  EXPECT_EQ(body["mounts"]["network"][0]["volumeId"], "vol1");
-  EXPECT_EQ(body["mounts"]["network"][0]["path"], "/workspace");
-  EXPECT_EQ(body["env"]["PUBLIC_KEY"], "ssh-ed25519 AAAA test");
-  EXPECT_EQ(body["env"]["HF_HOME"], "/workspace/hf");
-  EXPECT_FALSE(body.contains("networkVolumeId"));  // v1 names are rejected by v2
-}
-
-TEST_F(RunpodProvider, NoCapacityTriesTheNextGpuType) {
-  transport->reply("GET /v2/catalog/gpus", 200, k_catalog);
-  transport->reply("POST /v2/pods", 400,
-                   problem(400, "There are no longer any instances available with the "
-                                "requested specifications."));
-  transport->reply("POST /v2/pods", 201, pod_body("p2", "comfy"));
-  auto pod = provider->create_pod(spec());
-  ASSERT_TRUE(pod) << pod.error().message;
-  EXPECT_EQ(json::parse(transport->requests().at(2).body)["gpu"]["id"], "NVIDIA L40S");
-  ASSERT_FALSE(progress.empty());
-  EXPECT_NE(progress[0].find("no capacity for NVIDIA A40"), std::string::npos);
-}
-
-TEST_F(RunpodProvider, NoCapacityAnywhereSaysWhatWasTried) {
-  transport->reply("GET /v2/catalog/gpus", 200, k_catalog);
-  auto s = spec();
-  s.data_centers = {"EU-RO-1", "US-KS-2"};
-  for (int i = 0; i < 4; ++i)
-    transport->reply("POST /v2/pods", 400, problem(400, "There are no longer any instances"));
-  auto pod = provider->create_pod(s);
-  ASSERT_FALSE(pod);
-  EXPECT_EQ(pod.error().code, ErrorCode::no_capacity);
-  EXPECT_NE(pod.error().message.find("NVIDIA L40S in US-KS-2"), std::string::npos);
-  EXPECT_EQ(transport->count("POST /v2/pods"), 4u);
-}
-
-TEST_F(RunpodProvider, EmptyBalanceStopsAtOnce) {
-  transport->reply("GET /v2/catalog/gpus", 200, k_catalog);
-  transport->reply("POST /v2/pods", 402, problem(402, "insufficient balance"));
-  auto pod = provider->create_pod(spec());
-  ASSERT_FALSE(pod);
-  EXPECT_EQ(pod.error().code, ErrorCode::payment);
-  EXPECT_EQ(transport->count("POST /v2/pods"), 1u);
-}
-
-TEST_F(RunpodProvider, SchemaViolationIsNeverRetried) {
-  transport->reply("GET /v2/catalog/gpus", 200, k_catalog);
-  transport->reply("POST /v2/pods", 422,
-                   json{{"title", "Unprocessable Entity"}, {"status", 422},
-                        {"detail", "Request validation failed."},
-                        {"errors", {"foo: unknown property"}}}.dump());
-  auto pod = provider->create_pod(spec());
-  ASSERT_FALSE(pod);
-  EXPECT_EQ(pod.error().code, ErrorCode::invalid_argument);
-  EXPECT_NE(pod.error().message.find("foo: unknown property"), std::string::npos);
-  EXPECT_EQ(transport->count("POST /v2/pods"), 1u);
-}
-
-TEST_F(RunpodProvider, EveryCandidateRuleViolationIsReportedAsTheRequestProblem) {
-  transport->reply("GET /v2/catalog/gpus", 200, k_catalog);
-  transport->reply("POST /v2/pods", 400, problem(400, "disk too small for image"));
-  transport->reply("POST /v2/pods", 400, problem(400, "disk too small for image"));
-  auto pod = provider->create_pod(spec());
-  ASSERT_FALSE(pod);
-  EXPECT_EQ(pod.error().code, ErrorCode::invalid_argument);
-  EXPECT_NE(pod.error().message.find("disk too small"), std::string::npos);
-}
-
-TEST_F(RunpodProvider, LostCreateAnswerIsResolvedByNameWithoutASecondCreate) {
-  transport->reply("GET /v2/catalog/gpus", 200, k_catalog);
-  transport->fail_with("POST /v2/pods", ErrorCode::network);
-  transport->reply("GET /v2/pods", 200, "{\"pods\":[" + pod_body("made1", "comfy") + "]}");
-  auto pod = provider->create_pod(spec());
-  ASSERT_TRUE(pod) << pod.error().message;
-  EXPECT_EQ(pod->id, "made1");
-  EXPECT_EQ(transport->count("POST /v2/pods"), 1u);
-}
-
-TEST_F(RunpodProvider, LostCreateThatDidNotHappenIsRetried) {
-  transport->reply("GET /v2/catalog/gpus", 200, k_catalog);
-  transport->reply("POST /v2/pods", 502, problem(502, "bad gateway"));
-  transport->reply("GET /v2/pods", 200, "{\"pods\":[]}");
-  transport->reply("POST /v2/pods", 201, pod_body("made2", "comfy"));
-  auto pod = provider->create_pod(spec());
-  ASSERT_TRUE(pod) << pod.error().message;
-  EXPECT_EQ(pod->id, "made2");
-  EXPECT_EQ(transport->count("POST /v2/pods"), 2u);
-}
-
-TEST_F(RunpodProvider, UnknownGpuTypeListsTheValidOnes) {
-  transport->reply("GET /v2/catalog/gpus", 200, k_catalog);
-  auto s = spec();
-  s.gpu_types = {"RTX 9090"};
-  auto pod = provider->create_pod(s);
-  ASSERT_FALSE(pod);
-  EXPECT_EQ(pod.error().code, ErrorCode::invalid_argument);
-  EXPECT_NE(pod.error().message.find("RTX 9090"), std::string::npos);
-  EXPECT_NE(pod.error().hint.find("NVIDIA L40S"), std::string::npos);
-  EXPECT_EQ(transport->count("POST /v2/pods"), 0u);
 }
 
 TEST_F(RunpodProvider, StopUsesTheActionEndpoint) {
@@ -268,12 +96,6 @@ TEST_F(RunpodProvider, StopOfAStoppedPodIsNotAnError) {
   EXPECT_TRUE(provider->stop_pod("p1"));
 }
 
-TEST_F(RunpodProvider, TerminateRetriedAfterALostAnswerAcceptsNotFound) {
-  transport->fail_with("DELETE /v2/pods/p1", ErrorCode::network);
-  transport->reply("DELETE /v2/pods/p1", 404, problem(404, "pod not found"));
-  EXPECT_TRUE(provider->terminate_pod("p1"));
-}
-
 TEST_F(RunpodProvider, TerminateOfAnUnknownPodIsNotFound) {
   transport->reply("DELETE /v2/pods/p1", 404, problem(404, "pod not found"));
   auto r = provider->terminate_pod("p1");
@@ -293,6 +115,29 @@ TEST_F(RunpodProvider, VolumeSizeIsCheckedBeforeAnyRequest) {
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, ErrorCode::invalid_argument);
   EXPECT_TRUE(transport->requests().empty());
+}
+
+TEST_F(RunpodProvider, StartRefusedForBalanceSaysThePodExistsStopped) {
+  transport->reply("POST /v2/pods/p1/action", 402, problem(402, "insufficient balance"));
+  auto pod = provider->start_pod("p1");
+  ASSERT_FALSE(pod);
+  EXPECT_EQ(pod.error().code, ErrorCode::payment);
+  EXPECT_EQ(pod.error().hint.find("nothing was created"), std::string::npos) << pod.error().hint;
+  EXPECT_NE(pod.error().message.find("p1"), std::string::npos) << pod.error().message;
+  EXPECT_NE(pod.error().message.find("stopped"), std::string::npos) << pod.error().message;
+  EXPECT_NE(pod.error().hint.find("add funds"), std::string::npos);
+}
+
+TEST_F(RunpodProvider, PodsCarryAutopodsKeyComfyPortAndModelsRoot) {
+  transport->reply("GET /v2/pods", 200, "{\"pods\":[" + pod_body("p1", "a", "RUNNING") + "]}");
+  auto pods = provider->list_pods();
+  ASSERT_TRUE(pods) << pods.error().message;
+  const auto& pod = pods->at(0);
+  ASSERT_TRUE(pod.ssh);
+  EXPECT_EQ(pod.ssh->key, "/home/me/.autopod/id_ed25519");
+  EXPECT_EQ(pod.comfy_port, 8188);
+  EXPECT_EQ(pod.models_root, "/workspace/ComfyUI/models");  // no volume: pod.mount_path's
+  EXPECT_TRUE(provider->capabilities().records);
 }
 
 }  // namespace

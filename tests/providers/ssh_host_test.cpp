@@ -67,6 +67,22 @@ TEST_F(SshHostProvider, WaitUntilReadyReadsTheRealSshBanner) {
   EXPECT_NE(lines.back().find("ready"), std::string::npos);
 }
 
+TEST(SshHosts, PodsCarryTheirHostsKeyComfyPortAndModelsRoot) {
+  core::HostConfig own{.name = "own", .host = "h", .key = "/keys/own", .comfy_port = 9000,
+                       .models_root = "/data/models"};
+  core::HostConfig plain{.name = "plain", .host = "h2"};
+  auto p = providers::ssh_host::make_ssh_host_provider({{"own", own}, {"plain", plain}},
+                                                       "/autopod/id_ed25519");
+  auto a = p->get_pod("own");
+  ASSERT_TRUE(a && a->ssh);
+  EXPECT_EQ(a->ssh->key, "/keys/own");
+  EXPECT_EQ(a->comfy_port, 9000);
+  EXPECT_EQ(a->models_root, "/data/models");
+  EXPECT_EQ(p->get_pod("plain")->ssh->key, "/autopod/id_ed25519");
+  auto caps = p->capabilities();
+  EXPECT_FALSE(caps.create || caps.billing || caps.records || caps.managed_key);
+}
+
 TEST(ReadSshBanner, SshServerAnswersWithItsIdentification) {
   testing::TempDir dir;
   auto sshd = sandbox::SshdHarness::start(dir / "sshd");
