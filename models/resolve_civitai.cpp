@@ -125,9 +125,9 @@ core::Result<json> pick_file(const json& version, const ManifestEntry& entry, co
 
 }  // namespace
 
-core::Result<ResolvedFile> resolve_civitai(core::HttpTransport& http, core::Clock& clock,
-                                           const core::RetryPolicy& policy, const Endpoints& ep,
-                                           const ManifestEntry& entry) {
+core::Result<ResolvedFile> resolve_civitai_version(core::HttpTransport& http, core::Clock& clock,
+                                                   const core::RetryPolicy& policy,
+                                                   const Endpoints& ep, const ManifestEntry& entry) {
   const Source& s = entry.source;
   std::string vid = s.version_id;
   if (vid.empty()) {
@@ -141,8 +141,8 @@ core::Result<ResolvedFile> resolve_civitai(core::HttpTransport& http, core::Cloc
   TRY_ASSIGN(auto version, get_json(http, clock, policy, ep, "/api/v1/model-versions/" + vid,
                                     "version " + vid, vid));
   json model = version.value("model", json::object());
-  if (model.value("mode", "") == "Archived" || model.value("mode", "") == "TakenDown")
-    return fail(ErrorCode::not_found, "civitai version " + vid + " is " + core::lowercase(model.value("mode", "")) +
+  if (json_text(model, "mode") == "Archived" || json_text(model, "mode") == "TakenDown")
+    return fail(ErrorCode::not_found, "civitai version " + vid + " is " + core::lowercase(json_text(model, "mode")) +
                                           " and can no longer be downloaded",
                 "look for a mirror or another version");
   TRY_ASSIGN(auto file, pick_file(version, entry, vid));
@@ -150,12 +150,12 @@ core::Result<ResolvedFile> resolve_civitai(core::HttpTransport& http, core::Cloc
   f.source = s.text;
   f.revision = vid;
   f.sha256 = core::lowercase(json_text(file.value("hashes", json::object()), "SHA256"));
-  f.folder = entry.folder.empty() ? civitai_folder(model.value("type", ""), file.value("type", "")) : entry.folder;
+  f.folder = entry.folder.empty() ? civitai_folder(json_text(model, "type"), json_text(file, "type")) : entry.folder;
   if (f.folder.empty())
     return fail(ErrorCode::invalid_argument,
-                entry.where + ": civitai type '" + model.value("type", "") + "' has no ComfyUI folder",
+                entry.where + ": civitai type '" + json_text(model, "type") + "' has no ComfyUI folder",
                 "add 'folder:' to the entry");
-  f.name = entry.name.empty() ? file.value("name", "") : entry.name;
+  f.name = entry.name.empty() ? json_text(file, "name") : entry.name;
   TRY(check_placement(f.folder, f.name));
   // The download endpoint answers 307 to signed storage; the token must stay on this request.
   core::HttpRequest req;
@@ -182,6 +182,17 @@ core::Result<ResolvedFile> resolve_civitai(core::HttpTransport& http, core::Cloc
   f.validator = probe.validator;
   if (!entry.sha256.empty()) f.sha256 = entry.sha256;
   return f;
+}
+
+core::Result<ResolvedFile> resolve_civitai(core::HttpTransport& http, core::Clock& clock,
+                                           const core::RetryPolicy& policy, const Endpoints& ep,
+                                           const ManifestEntry& entry) {
+  try {
+    return resolve_civitai_version(http, clock, policy, ep, entry);
+  } catch (const json::exception& e) {
+    return fail(ErrorCode::protocol, "civitai answered JSON of an unexpected shape: " + std::string(e.what()),
+                "report it with the version id");
+  }
 }
 
 std::string civitai_folder(const std::string& model_type, const std::string& file_type) {

@@ -7,6 +7,7 @@
 #include <random>
 #include <string>
 
+#include "core/fs.hpp"
 #include "core/http.hpp"
 #include "fakes/fake_clock.hpp"
 #include "harness/harness.hpp"
