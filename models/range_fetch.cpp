@@ -15,17 +15,20 @@ namespace autopod::models {
 namespace {
 
 struct Transfer {
-  const RangeRequest* request;
-  int fd;
-  const std::atomic<bool>* stop;
-  const std::function<void(std::int64_t)>* on_bytes;
-  CURL* curl;
+  const RangeRequest* request = nullptr;
+  int fd = -1;
+  const std::atomic<bool>* stop = nullptr;
+  const std::function<void(std::int64_t)>* on_bytes = nullptr;
+  CURL* curl = nullptr;
   std::string content_range;
   std::string content_length;
   std::string retry_after;
   bool checked = false;
   std::int64_t pos = 0;
   RangeResult result;
+  curl_off_t last_seen = -1;
+  std::chrono::steady_clock::time_point last_change = std::chrono::steady_clock::now();
+  bool stalled = false;
 };
 
 size_t on_header(char* data, size_t size, size_t n, void* user) {
@@ -113,8 +116,20 @@ size_t on_body(char* data, size_t size, size_t n, void* user) {
   return size * n;
 }
 
-int on_progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
-  return static_cast<Transfer*>(user)->stop->load() ? 1 : 0;
+// libcurl's LOW_SPEED_TIME judges a moving average over several seconds, which hides a stall
+// that follows a fast start; this counts the time since the last byte instead.
+int on_progress(void* user, curl_off_t, curl_off_t now_bytes, curl_off_t, curl_off_t) {
+  auto* t = static_cast<Transfer*>(user);
+  if (t->stop->load()) return 1;
+  auto now = std::chrono::steady_clock::now();
+  if (now_bytes != t->last_seen) {
+    t->last_seen = now_bytes;
+    t->last_change = now;
+  } else if (now - t->last_change > t->request->stall_timeout) {
+    t->stalled = true;
+    return 1;
+  }
+  return 0;
 }
 
 }  // namespace
@@ -132,13 +147,12 @@ RangeResult RangeFetcher::fetch(const RangeRequest& q, int fd, const std::atomic
                                 const std::function<void(std::int64_t)>& on_bytes) {
   CURL* c = m_curl;
   curl_easy_reset(c);  // keeps the connection cache: the next range reuses the connection
-  Transfer t{&q, fd, &stop, &on_bytes, c, {}, {}, {}, false, q.first, {}};
+  Transfer t;
+  t.request = &q, t.fd = fd, t.stop = &stop, t.on_bytes = &on_bytes, t.curl = c;
+  t.pos = q.first;
   curl_easy_setopt(c, CURLOPT_URL, q.url.c_str());
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 15000L);
-  long stall_secs = std::max<long>(1, static_cast<long>(q.stall_timeout.count() / 1000));
-  curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
-  curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, stall_secs);
   curl_easy_setopt(c, CURLOPT_BUFFERSIZE, 256L * 1024);
   curl_easy_setopt(c, CURLOPT_USERAGENT, q.user_agent.c_str());
   curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
@@ -164,6 +178,11 @@ RangeResult RangeFetcher::fetch(const RangeRequest& q, int fd, const std::atomic
   RangeResult& r = t.result;
   if (!t.checked && rc == CURLE_OK) accept_answer(&t);  // an empty body
   if (r.outcome != RangeOutcome::complete) return r;
+  if (t.stalled) {
+    r.outcome = RangeOutcome::short_body;
+    r.detail = "no byte for " + std::to_string(q.stall_timeout.count()) + " ms (stalled)";
+    return r;
+  }
   if (stop.load()) {
     r.outcome = RangeOutcome::stopped;
     return r;

@@ -76,6 +76,9 @@ bool run_chunk(Engine& e, RangeFetcher& fetcher, std::size_t idx) {
     RangeResult r = fetcher.fetch(q, e.fd, e.stop, on_bytes);
     pos += r.written;
     if (r.written > 0) failures = 0, backoff.reset();
+    // Every byte of the range arrived even if the answer then broke (a Content-Length that
+    // announced more than was sent): the range is done.
+    if (e.ranged && last >= 0 && pos > last) return true;
     std::string where = "bytes " + std::to_string(pos) + "- of " + e.state.source;
     switch (r.outcome) {
       case RangeOutcome::complete:

@@ -127,7 +127,7 @@ bool StorageServer::Impl::send_body(tcp::socket& s, const Object& o, std::int64_
     wrong = faults.wrong_bytes;
     cut_at = faults.cut_at;
     std::int64_t cut_byte = static_cast<std::int64_t>(cut_at * static_cast<double>(o.size));
-    if (faults.cuts > 0 && cut_byte > first && cut_byte <= last) cut = true, --faults.cuts;
+    if (faults.cuts > 0 && cut_byte >= first && cut_byte <= last) cut = true, --faults.cuts;
     if (faults.stalls > 0) stall = true, --faults.stalls;
     stall_for = faults.stall;
   }
