@@ -204,4 +204,52 @@ core::Result<SyncPlan> plan_sync(const Manifest& manifest, const std::filesystem
 core::Status apply_plan(const SyncPlan& plan, const std::filesystem::path& root,
                         const TransferOptions& options, Resolver& resolver);
 
+enum class TaskState { queued, resolving, running, paused, verifying, done, failed, cancelled };
+const char* to_string(TaskState state);
+
+// One download as another terminal sees it. Holds no token: sources name files, and tokens come
+// from the environment of the process that runs the task.
+struct Task {
+  std::string id;
+  ManifestEntry entry;            // what to fetch (source, folder, name, sha256, file)
+  std::filesystem::path destination;
+  TaskState state = TaskState::queued;
+  std::int64_t bytes = 0;
+  std::int64_t total = -1;
+  double bytes_per_sec = 0;
+  std::int64_t eta_secs = -1;
+  int connections = 0;
+  int priority = 0;
+  std::string error;
+  std::string control;            // "pause" or "cancel", asked by another process
+  std::string updated_at;
+};
+
+enum class TaskControl { pause, resume, cancel, retry };
+
+// Tasks in AUTOPOD_HOME/tasks/tasks.json (locked, atomic: core::StateFile), shared by every
+// autopod process of the user.
+class TaskStore {
+ public:
+  explicit TaskStore(const core::Home& home);
+  core::Result<Task> add(const ManifestEntry& entry, const std::filesystem::path& destination,
+                         int priority = 0);
+  core::Result<std::vector<Task>> list() const;
+  // not_found naming the known ids.
+  core::Result<Task> get(const std::string& id) const;
+  core::Status put(const Task& task);
+  // pause and cancel are picked up by the running worker within half a second (cancel of a
+  // task not running ends it at once); resume and retry queue a paused or failed task again.
+  // conflict when the task's state does not allow it.
+  core::Status request(const std::string& id, TaskControl control);
+
+ private:
+  std::filesystem::path m_path;
+};
+
+// Runs task `id` in this process through resolving, running, verifying and done (or failed,
+// paused, cancelled), writing its progress to the store and honouring requests from others.
+core::Result<TransferResult> run_task(TaskStore& store, const std::string& id, Resolver& resolver,
+                                      const TransferOptions& options);
+
 }  // namespace autopod::models
