@@ -1,7 +1,7 @@
 // Hugging Face: HEAD /resolve/ for commit, size and sha256, redirect resolved once by hand
 // (model-sources.md §1.3, §1.4). The token goes to the Hub only; the CDN URL is used bare.
 
-#include <regex>
+#include <cstdlib>
 
 #include "core/log.hpp"
 #include "core/url.hpp"
@@ -29,11 +29,12 @@ std::string resolve_url_for(const Endpoints& ep, const Source& s) {
 
 // RateLimit: "resolvers";r=0;t=55 -> 56 when the window is spent, else -1.
 int rate_limit_wait(const core::HttpResponse& r) {
-  static const std::regex k_re(R"(r=(\d+);t=(\d+))");
-  std::smatch m;
   std::string value = r.header("ratelimit");
-  if (std::regex_search(value, m, k_re) && m[1] == "0") return std::stoi(m[2]) + 1;
-  return -1;
+  auto remaining = value.find(";r=");
+  auto reset = value.find(";t=");
+  if (remaining == std::string::npos || reset == std::string::npos) return -1;
+  if (std::atoi(value.c_str() + remaining + 3) != 0) return -1;
+  return std::atoi(value.c_str() + reset + 3) + 1;
 }
 
 core::Error hf_error(const core::HttpResponse& r, const Endpoints& ep, const Source& s) {

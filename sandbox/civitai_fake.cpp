@@ -3,7 +3,6 @@
 #include <openssl/evp.h>
 
 #include <mutex>
-#include <regex>
 
 #include <nlohmann/json.hpp>
 
@@ -43,9 +42,21 @@ struct Version {
   CivitaiGate gate = CivitaiGate::open;
 };
 
+// Civitai's test (model-sources.md §0.7): any of these words in the User-Agent.
 bool browser(const std::string& ua) {
-  static const std::regex k_re("mozilla|chrome|safari|firefox|opera|edge", std::regex::icase);
-  return std::regex_search(ua, k_re);
+  std::string lower = core::lowercase(ua);
+  for (const char* word : {"mozilla", "chrome", "safari", "firefox", "opera", "edge"})
+    if (lower.find(word) != std::string::npos) return true;
+  return false;
+}
+
+// "/api/v1/models/123" with prefix "/api/v1/models/" -> "123"; empty unless all digits.
+std::string id_after(const std::string& path, const std::string& prefix) {
+  if (path.rfind(prefix, 0) != 0 || path.size() == prefix.size()) return {};
+  std::string id = path.substr(prefix.size());
+  for (char c : id)
+    if (c < '0' || c > '9') return {};
+  return id;
 }
 
 }  // namespace
@@ -147,30 +158,26 @@ struct CivitaiFake::Impl {
     if (auto a = ex.headers.find("authorization"); a != ex.headers.end() && a->second.rfind("Bearer ", 0) == 0)
       token = a->second.substr(7);
     std::string query = ex.target.find('?') == std::string::npos ? "" : ex.target.substr(ex.target.find('?') + 1);
-    static const std::regex k_download("/api/download/models/(\\d+)");
-    static const std::regex k_version("/api/v1/model-versions/(\\d+)");
-    static const std::regex k_model("/api/v1/models/(\\d+)");
-    std::smatch m;
-    if (std::regex_match(ex.path, m, k_download)) {
+    if (auto vid = id_after(ex.path, "/api/download/models/"); !vid.empty()) {
       if (rate_limited > 0) {
         --rate_limited;  // Cloudflare's 429: no Retry-After
         return json_reply(429, {{"error", "We've noticed an unusual amount of downloading from your account. Contact support@civitai.com or come back later."}});
       }
-      return download(m[1], query, token, is_browser);
+      return download(vid, query, token, is_browser);
     }
     if (!token.empty() && !tokens.count(token)) return json_reply(401, {{"error", "Unauthorized"}});
-    if (std::regex_match(ex.path, m, k_version)) {
-      auto it = versions.find(m[1]);
+    if (auto vid = id_after(ex.path, "/api/v1/model-versions/"); !vid.empty()) {
+      auto it = versions.find(vid);
       if (it == versions.end()) return json_reply(404, {{"error", "Model not found"}});
-      return json_reply(200, version_json(m[1], it->second));
+      return json_reply(200, version_json(vid, it->second));
     }
-    if (std::regex_match(ex.path, m, k_model)) {
+    if (auto mid = id_after(ex.path, "/api/v1/models/"); !mid.empty()) {
       json list = json::array();
       std::string type;
       for (auto it = versions.rbegin(); it != versions.rend(); ++it)
-        if (it->second.model_id == m[1].str()) list.push_back(version_json(it->first, it->second)), type = it->second.model_type;
-      if (list.empty()) return json_reply(404, {{"error", "No model with id " + m[1].str()}});
-      return json_reply(200, {{"id", std::stoll(m[1])}, {"type", type}, {"modelVersions", list}});
+        if (it->second.model_id == mid) list.push_back(version_json(it->first, it->second)), type = it->second.model_type;
+      if (list.empty()) return json_reply(404, {{"error", "No model with id " + mid}});
+      return json_reply(200, {{"id", std::stoll(mid)}, {"type", type}, {"modelVersions", list}});
     }
     return json_reply(404, {{"error", "Not found"}});
   }
