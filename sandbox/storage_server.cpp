@@ -274,14 +274,18 @@ void StorageServer::Impl::accept_loop() {
     if (ec) continue;
     std::lock_guard lock(mutex);
     ++active;
-    std::thread([this, s = std::move(socket)]() mutable {
+    // The socket lives on the heap and dies before `active` drops: once stop() sees zero the
+    // io_context (and the socket service a socket's destructor uses) may be gone.
+    auto owned = std::make_unique<tcp::socket>(std::move(socket));
+    std::thread([this, s = std::move(owned)]() mutable {
       {
         std::lock_guard l(mutex);
-        open.insert(&s);
+        open.insert(s.get());
       }
-      serve(s);
+      serve(*s);
       std::lock_guard l(mutex);
-      open.erase(&s);
+      open.erase(s.get());
+      s.reset();
       --active;
       cv.notify_all();
     }).detach();
