@@ -1,11 +1,6 @@
 // autopod comfy ... field reports end to end: exit codes and messages of partial runs, refused
 // handshakes, an IPv6 --url, a pending prompt's interrupt, and --timeout bounding `comfy status`.
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -95,19 +90,11 @@ TEST_F(Cli, ComfyInterruptOfAPendingPromptSaysNothingWasInterrupted) {
 
 TEST_F(Cli, ComfyStatusTimeoutBoundsTheCommandAgainstAServerThatNeverAnswers) {
   // Accepted by the kernel, never answered: one request alone has a 30 s limit.
-  int silent = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(silent, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  ASSERT_EQ(::listen(silent, 16), 0);
-  socklen_t len = sizeof addr;
-  ::getsockname(silent, reinterpret_cast<sockaddr*>(&addr), &len);
+  testing::SilentListener silent;
   auto started = std::chrono::steady_clock::now();
-  auto r = autopod({"comfy", "status", "--url", "http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port)),
+  auto r = autopod({"comfy", "status", "--url", silent.url(),
                     "--timeout", "2"});
   auto took = std::chrono::steady_clock::now() - started;
-  ::close(silent);
   EXPECT_RUN(r, 5);
   EXPECT_LT(took, std::chrono::milliseconds(3000));
   EXPECT_NE(r.err.find("not ready after 2."), std::string::npos) << r.err;

@@ -1,10 +1,5 @@
 // The ComfyUI client against the ComfyUI fake over loopback.
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <gtest/gtest.h>
 
 #include "comfy/client.hpp"
@@ -83,19 +78,11 @@ TEST_F(ComfyClient, WaitReadyGivesUpWithTheReason) {
 TEST_F(ComfyClient, WaitReadyStaysWithinItsTimeoutWhenTheServerNeverAnswers) {
   // Given a listener whose accept queue takes the connection but that never answers (a hung
   // ComfyUI, or a tunnel whose far end is gone): one request alone has a 30 s limit.
-  int silent = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(silent, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  ASSERT_EQ(::listen(silent, 16), 0);
-  socklen_t len = sizeof addr;
-  ::getsockname(silent, reinterpret_cast<sockaddr*>(&addr), &len);
-  auto hung = testing::comfy_client("http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port)));
+  testing::SilentListener silent;
+  auto hung = testing::comfy_client(silent.url());
   auto started = std::chrono::steady_clock::now();
   auto s = hung.wait_ready(std::chrono::seconds(2));
   auto took = std::chrono::steady_clock::now() - started;
-  ::close(silent);
   ASSERT_FALSE(s);
   EXPECT_EQ(s.error().code, ErrorCode::timeout);
   EXPECT_LT(took, std::chrono::milliseconds(3000));

@@ -2,6 +2,7 @@
 
 #include "sandbox/tcp_target.hpp"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -122,6 +123,20 @@ Child::~Child() {
 }
 
 int free_port() { return sandbox::free_loopback_port(); }
+
+SilentListener::SilentListener() {
+  m_fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT(m_fd >= 0 && ::bind(m_fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+         ::listen(m_fd, 16) == 0);
+  socklen_t len = sizeof addr;
+  ::getsockname(m_fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  m_port = ntohs(addr.sin_port);
+}
+
+SilentListener::~SilentListener() { ::close(m_fd); }
 
 }  // namespace autopod::testing
 

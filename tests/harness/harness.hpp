@@ -59,6 +59,22 @@ class Child {
 // A free TCP port on 127.0.0.1 at the time of the call.
 int free_port();
 
+// A listener on 127.0.0.1 that never accepts: the kernel completes connections into its queue,
+// and nothing ever answers (a hung server, or a tunnel whose far end is gone).
+class SilentListener {
+ public:
+  SilentListener();
+  ~SilentListener();
+  SilentListener(const SilentListener&) = delete;
+  SilentListener& operator=(const SilentListener&) = delete;
+  int port() const { return m_port; }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(m_port); }
+
+ private:
+  int m_fd = -1;
+  int m_port = 0;
+};
+
 }  // namespace autopod::testing
 
 namespace autopod::testing {
