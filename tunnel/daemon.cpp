@@ -448,7 +448,7 @@ int run_tunnel_daemon() {
   ::dup2(null, 0);
   ::close(null);
   (void)core::ensure_dir(home / "logs", 0700);
-  (void)core::setup_logging(spec.log_level, home / "logs" / ("tunnel-" + id + ".log"));
+  (void)core::setup_daemon_logging(spec.log_level, home / "logs" / ("tunnel-" + id + ".log"));
   Daemon daemon(id, home, spec);
   return daemon.run();
 }
