@@ -64,6 +64,10 @@ class Forwarder {
   // An open outlived its client: no new opens until libssh2 finishes it (for good after a
   // libssh2 timeout).
   bool draining() const { return m_draining; }
+  // Since when it cannot take a new open: its open in flight started then, or (draining with
+  // none in flight) since long ago; now when its client's open has yet to start; nullopt when
+  // can_open().
+  std::optional<SteadyClock::time_point> busy_since() const;
   // Nothing open or opening: the session may be closed without cutting anyone.
   bool idle() const { return m_conns.empty(); }
   // Closes the clients whose open is past its deadline (logged).

@@ -29,6 +29,13 @@ std::optional<SteadyClock::time_point> Forwarder::next_open_deadline() const {
   return next;
 }
 
+std::optional<SteadyClock::time_point> Forwarder::busy_since() const {
+  if (can_open()) return std::nullopt;
+  if (m_open_started) return m_open_started_at;
+  if (m_to_open.empty()) return SteadyClock::time_point{};  // draining for good
+  return SteadyClock::now();
+}
+
 void Forwarder::expire_opens(SteadyClock::time_point now) {
   for (auto q = m_to_open.begin(); q != m_to_open.end();) {
     Conn& c = **q;

@@ -182,6 +182,19 @@ void SessionPool::close_unneeded(SteadyClock::time_point now) {
   }
 }
 
+std::optional<SteadyClock::time_point> SessionPool::more_sessions_at() const {
+  if (m_connecting || m_lanes.size() >= k_max_sessions)
+    return std::nullopt;
+  SteadyClock::time_point newest{};
+  for (const auto& l : m_lanes) {
+    auto since = l.forwarder->busy_since();
+    if (!since)
+      return std::nullopt;  // a session is free
+    newest = std::max(newest, *since);
+  }
+  return std::max(newest + k_slow_open, m_connect_after);
+}
+
 void SessionPool::plan_wakeup(SteadyClock::time_point now) {
   m_wakeup.reset();
   auto earliest = [&](SteadyClock::time_point t) {
@@ -196,8 +209,8 @@ void SessionPool::plan_wakeup(SteadyClock::time_point now) {
     if (i > 0 && m_lanes[i].forwarder->idle())
       earliest(m_lanes[i].busy_at + k_idle_close);
   }
-  if (!m_connecting && now < m_connect_after)
-    earliest(m_connect_after);
+  if (auto at = more_sessions_at(); at && *at > now)
+    earliest(*at);
 }
 
 core::Result<bool> SessionPool::service(const std::vector<pollfd>& fds) {
@@ -247,10 +260,7 @@ core::Result<bool> SessionPool::service(const std::vector<pollfd>& fds) {
   }
   dispatch();  // sessions whose open ended in this pass
   close_unneeded(now);
-  bool all_busy = std::none_of(m_lanes.begin(), m_lanes.end(),
-                               [](const Lane& l) { return l.forwarder->can_open(); });
-  // Keep a session free for the next open: connect one as soon as all are busy opening.
-  if (all_busy && !m_connecting && m_lanes.size() < k_max_sessions && now >= m_connect_after)
+  if (auto at = more_sessions_at(); at && now >= *at)
     start_connect();
   plan_wakeup(now);
   return progress;

@@ -32,13 +32,16 @@ struct PoolStats {
 // session's), and a pod may take a minute to answer one (a target that drops SYNs: until
 // sshd's connect gives up). So that a slow open never holds back the others, the pool spreads
 // opens over up to k_max_sessions sessions to the same pod: a client gets the first session
-// with no open in flight; whenever none is left, one more is connected in the background (a
-// thread; the poll loop never waits for it). Channels stay on the session that opened them.
-// Extra sessions close after k_idle_close unused. Each client waits for its channel at most
-// `open_timeout` (queued or in flight), then is closed and logged; no open ever ends a session.
+// with no open in flight; when every session has had one in flight for k_slow_open, one more
+// is connected in the background (a thread; the poll loop never waits for it). Opens that are
+// merely quick in a row (a burst) stay on one session, as before. Channels stay on the session
+// that opened them; extra sessions close after k_idle_close unused. Each client waits for its
+// channel at most `open_timeout` (queued or in flight), then is closed and logged; no open
+// ever ends a session.
 class SessionPool {
  public:
   static constexpr std::size_t k_max_sessions = 4;
+  static constexpr std::chrono::milliseconds k_slow_open{250};
   static constexpr std::chrono::seconds k_idle_close{60};
   static constexpr std::chrono::seconds k_connect_retry{5};  // after a failed extra session
 
@@ -90,6 +93,9 @@ class SessionPool {
   void expire_waiting(SteadyClock::time_point now);
   void close_lane(std::size_t i);
   void close_unneeded(SteadyClock::time_point now);
+  // When another session should be connected (every one busy opening since k_slow_open), if
+  // one may be; nullopt when none is needed or allowed.
+  std::optional<SteadyClock::time_point> more_sessions_at() const;
   void plan_wakeup(SteadyClock::time_point now);
 
   SshTarget m_target;

@@ -240,6 +240,7 @@ TEST_F(TunnelOpens, RefusedTargetClosesOnlyThatConnection) {
   others_go_on(40);
   EXPECT_NE(log_text().find("pod refused forward to 127.0.0.1:" + std::to_string(target.port())),
             std::string::npos);
+  EXPECT_EQ(stats_of(id)->ssh_sessions, 1);  // quick answers, refusals too, need no second one
   session_was_never_lost();
 }
 
