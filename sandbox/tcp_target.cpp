@@ -2,10 +2,13 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
 #include <mutex>
 #include <set>
@@ -57,13 +60,6 @@ std::uint64_t be64(const char* p) {
   std::uint64_t v = 0;
   for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<unsigned char>(p[i]);
   return v;
-}
-
-void put_be64(char* p, std::uint64_t v) {
-  for (int i = 7; i >= 0; --i) {
-    p[i] = static_cast<char>(v & 0xFF);
-    v >>= 8;
-  }
 }
 
 void serve(int fd) {
@@ -129,55 +125,126 @@ void serve(int fd) {
 }  // namespace
 
 struct TcpTarget::Impl {
+  enum class Mode { serve, pause, stop };
   int listen_fd = -1;
   int port = 0;
+  int wake = -1;  // eventfd: the acceptor re-reads `mode`
   std::thread acceptor;
   std::mutex mutex;
+  std::condition_variable changed;
+  Mode mode = Mode::serve;
+  bool acceptor_idle = false;  // the acceptor saw a mode other than serve and waits
   std::set<int> open;
+  std::vector<int> fillers;  // our own connections that keep a paused listen queue full
   std::vector<std::thread> workers;
   std::atomic<std::uint64_t> connections{0};
-  std::atomic<bool> stopping{false};
+
+  void set_mode(Mode m) {
+    {
+      std::lock_guard lock(mutex);
+      mode = m;
+    }
+    std::uint64_t one = 1;
+    (void)!::write(wake, &one, sizeof one);
+    if (m == Mode::serve) return;
+    std::unique_lock lock(mutex);
+    changed.wait(lock, [&] { return acceptor_idle; });
+  }
+
+  void accept_loop() {
+    for (;;) {
+      Mode m;
+      {
+        std::lock_guard lock(mutex);
+        m = mode;
+        acceptor_idle = m != Mode::serve;
+      }
+      changed.notify_all();
+      if (m == Mode::stop) return;
+      pollfd p[2] = {{wake, POLLIN, 0}, {m == Mode::serve ? listen_fd : -1, POLLIN, 0}};
+      if (::poll(p, 2, -1) < 0) continue;
+      if (p[0].revents & POLLIN) {
+        std::uint64_t v;
+        (void)!::read(wake, &v, sizeof v);
+        continue;
+      }
+      if (!(p[1].revents & POLLIN)) continue;
+      int c = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+      if (c < 0) continue;
+      ++connections;
+      std::lock_guard lock(mutex);
+      open.insert(c);
+      workers.emplace_back([this, c] {
+        serve(c);
+        {
+          std::lock_guard l(mutex);
+          open.erase(c);
+        }
+        ::close(c);
+      });
+    }
+  }
+
+  // Connections waiting in the listen queue, and how many fit (TCP_INFO of a listener).
+  std::pair<unsigned, unsigned> queue() const {
+    tcp_info info{};
+    socklen_t len = sizeof info;
+    ::getsockopt(listen_fd, IPPROTO_TCP, TCP_INFO, &info, &len);
+    return {info.tcpi_unacked, info.tcpi_sacked};
+  }
 };
 
 TcpTarget::TcpTarget() : m_impl(std::make_unique<Impl>()) {}
 
 TcpTarget::~TcpTarget() {
-  m_impl->stopping = true;
-  if (m_impl->listen_fd >= 0) ::shutdown(m_impl->listen_fd, SHUT_RDWR);
-  if (m_impl->acceptor.joinable()) m_impl->acceptor.join();
+  if (m_impl->acceptor.joinable()) {
+    m_impl->set_mode(Impl::Mode::stop);
+    m_impl->acceptor.join();
+  }
   {
     std::lock_guard lock(m_impl->mutex);
     for (int fd : m_impl->open) ::shutdown(fd, SHUT_RDWR);
   }
   for (auto& w : m_impl->workers) w.join();
+  for (int fd : m_impl->fillers) ::close(fd);
   if (m_impl->listen_fd >= 0) ::close(m_impl->listen_fd);
+  if (m_impl->wake >= 0) ::close(m_impl->wake);
 }
 
 core::Status TcpTarget::start() {
   TRY_ASSIGN(auto listener, listen_loopback(256));
   m_impl->listen_fd = listener.fd;
   m_impl->port = listener.port;
-  m_impl->acceptor = std::thread([impl = m_impl.get()] {
-    for (;;) {
-      int c = ::accept4(impl->listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
-      if (c < 0) {
-        if (impl->stopping) return;
-        continue;
-      }
-      ++impl->connections;
-      std::lock_guard lock(impl->mutex);
-      impl->open.insert(c);
-      impl->workers.emplace_back([impl, c] {
-        serve(c);
-        {
-          std::lock_guard l(impl->mutex);
-          impl->open.erase(c);
-        }
-        ::close(c);
-      });
-    }
-  });
+  m_impl->wake = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (m_impl->wake < 0) return fail(ErrorCode::io, std::string("eventfd: ") + std::strerror(errno));
+  m_impl->acceptor = std::thread([impl = m_impl.get()] { impl->accept_loop(); });
   return {};
+}
+
+core::Status TcpTarget::pause_accepting() {
+  m_impl->set_mode(Impl::Mode::pause);
+  // Linux drops a SYN while the accept queue holds more than the backlog: with backlog 0, one
+  // connection of our own fills it.
+  ::listen(m_impl->listen_fd, 0);
+  for (;;) {
+    auto [queued, room] = m_impl->queue();
+    if (queued > room) return {};
+    TRY_ASSIGN(int fd, connect_tcp(m_impl->port));
+    m_impl->fillers.push_back(fd);
+  }
+}
+
+void TcpTarget::resume_accepting() {
+  ::listen(m_impl->listen_fd, 256);
+  m_impl->set_mode(Impl::Mode::serve);
+  for (int fd : m_impl->fillers) ::close(fd);  // accepted and served like any client: EOF
+  m_impl->fillers.clear();
+}
+
+void TcpTarget::refuse() {
+  m_impl->set_mode(Impl::Mode::pause);
+  ::close(m_impl->listen_fd);
+  m_impl->listen_fd = -1;
 }
 
 int TcpTarget::port() const { return m_impl->port; }
@@ -213,124 +280,6 @@ int free_loopback_port() {
     port = ntohs(addr.sin_port);
   ::close(fd);
   return port;
-}
-
-core::Result<int> connect_tcp(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    int err = errno;
-    ::close(fd);
-    return fail(ErrorCode::network, "connect 127.0.0.1:" + std::to_string(port) + ": " + std::strerror(err));
-  }
-  int on = 1;
-  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
-  return fd;
-}
-
-namespace {
-struct Fd {
-  int fd;
-  ~Fd() { ::close(fd); }
-};
-}  // namespace
-
-core::Status push_pattern(int port, std::uint64_t bytes, std::uint64_t seed) {
-  TRY_ASSIGN(int fd, connect_tcp(port));
-  Fd guard{fd};
-  char hdr[17] = {'P'};
-  put_be64(hdr + 1, bytes);
-  put_be64(hdr + 9, seed);
-  if (!write_full(fd, hdr, 17)) return fail(ErrorCode::network, "push: header not sent");
-  std::vector<char> buf(256 * 1024);
-  for (std::uint64_t off = 0; off < bytes;) {
-    std::size_t chunk = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), bytes - off));
-    fill_pattern(seed, off, buf.data(), chunk);
-    if (!write_full(fd, buf.data(), chunk))
-      return fail(ErrorCode::network, "push: cut after " + std::to_string(off) + " bytes");
-    off += chunk;
-  }
-  char reply[3] = {};
-  ssize_t r = ::recv(fd, reply, sizeof reply, MSG_WAITALL);
-  if (r == 2 && std::string(reply, 2) == "OK") return {};
-  return fail(ErrorCode::protocol, "push: the target saw different bytes (" + std::string(reply, r > 0 ? static_cast<std::size_t>(r) : 0) + ")");
-}
-
-core::Status pull_pattern(int port, std::uint64_t bytes, std::uint64_t seed) {
-  TRY_ASSIGN(int fd, connect_tcp(port));
-  Fd guard{fd};
-  char hdr[17] = {'G'};
-  put_be64(hdr + 1, bytes);
-  put_be64(hdr + 9, seed);
-  if (!write_full(fd, hdr, 17)) return fail(ErrorCode::network, "pull: header not sent");
-  std::vector<char> buf(256 * 1024), expect(256 * 1024);
-  std::uint64_t off = 0;
-  for (;;) {
-    ssize_t r = ::recv(fd, buf.data(), buf.size(), 0);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) break;
-    fill_pattern(seed, off, expect.data(), static_cast<std::size_t>(r));
-    if (std::memcmp(buf.data(), expect.data(), static_cast<std::size_t>(r)) != 0)
-      return fail(ErrorCode::protocol, "pull: wrong bytes at offset " + std::to_string(off));
-    off += static_cast<std::uint64_t>(r);
-  }
-  if (off != bytes)
-    return fail(ErrorCode::network, "pull: got " + std::to_string(off) + " of " + std::to_string(bytes) + " bytes");
-  return {};
-}
-
-core::Status push_bytes(int port, std::uint64_t bytes) {
-  TRY_ASSIGN(int fd, connect_tcp(port));
-  Fd guard{fd};
-  char hdr[9] = {'Z'};
-  put_be64(hdr + 1, bytes);
-  if (!write_full(fd, hdr, 9)) return fail(ErrorCode::network, "push: header not sent");
-  std::vector<char> buf(256 * 1024, 'z');
-  for (std::uint64_t off = 0; off < bytes;) {
-    std::size_t chunk = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), bytes - off));
-    if (!write_full(fd, buf.data(), chunk)) return fail(ErrorCode::network, "push: cut");
-    off += chunk;
-  }
-  char reply[2];
-  if (::recv(fd, reply, 2, MSG_WAITALL) != 2) return fail(ErrorCode::network, "push: no reply");
-  return {};
-}
-
-core::Status pull_bytes(int port, std::uint64_t bytes) {
-  TRY_ASSIGN(int fd, connect_tcp(port));
-  Fd guard{fd};
-  char hdr[9] = {'Y'};
-  put_be64(hdr + 1, bytes);
-  if (!write_full(fd, hdr, 9)) return fail(ErrorCode::network, "pull: header not sent");
-  std::vector<char> buf(256 * 1024);
-  std::uint64_t got = 0;
-  for (;;) {
-    ssize_t r = ::recv(fd, buf.data(), buf.size(), 0);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) break;
-    got += static_cast<std::uint64_t>(r);
-  }
-  if (got != bytes) return fail(ErrorCode::network, "pull: got " + std::to_string(got) + " of " + std::to_string(bytes));
-  return {};
-}
-
-core::Result<std::string> half_close_exchange(int port, const std::string& message) {
-  TRY_ASSIGN(int fd, connect_tcp(port));
-  Fd guard{fd};
-  std::string out = "H" + message;
-  if (!write_full(fd, out.data(), out.size())) return fail(ErrorCode::network, "half-close: not sent");
-  ::shutdown(fd, SHUT_WR);
-  std::string reply;
-  char buf[256];
-  for (;;) {
-    ssize_t r = ::recv(fd, buf, sizeof buf, 0);
-    if (r <= 0) break;
-    reply.append(buf, static_cast<std::size_t>(r));
-  }
-  return reply;
 }
 
 }  // namespace autopod::sandbox

@@ -30,6 +30,15 @@ class TcpTarget {
   TcpTarget(const TcpTarget&) = delete;
   TcpTarget& operator=(const TcpTarget&) = delete;
   core::Status start();  // 127.0.0.1, a free port
+  // Stops accepting and fills the listen queue with a connection of its own, so that new
+  // connections hang in connect() (the kernel drops their SYNs), as with a firewalled or
+  // overloaded service; accepted connections go on. Returns once a new SYN would be dropped.
+  core::Status pause_accepting();
+  // Accepts again: a connect() left hanging completes at its next SYN retransmission (1 s, then
+  // 3 s, 7 s... after it began), which makes a slowly accepting service.
+  void resume_accepting();
+  // Closes the listening socket: new connections are refused; accepted ones go on.
+  void refuse();
   int port() const;
   std::uint64_t connections() const;
 

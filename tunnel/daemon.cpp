@@ -2,7 +2,6 @@
 // control socket and signals; reconnects with backoff when the link drops.
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -13,19 +12,19 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
-#include <fstream>
+#include <optional>
 #include <random>
-#include <sstream>
 
 #include "core/daemon.hpp"
 #include "core/fs.hpp"
 #include "core/log.hpp"
 #include "core/state_file.hpp"
-#include "tunnel/forwarder.hpp"
-#include "tunnel/ssh_session.hpp"
+#include "tunnel/listeners.hpp"
+#include "tunnel/session_pool.hpp"
 #include "tunnel/tunnel.hpp"
 #include "tunnel/tunnel_state.hpp"
 
@@ -39,61 +38,12 @@ namespace {
 
 using SteadyClock = std::chrono::steady_clock;
 
-// "PID 1234 (python3)" for the process listening on TCP `port`, where /proc tells.
-std::string port_owner(int port) {
-  std::vector<std::string> inodes;
-  for (const char* table : {"/proc/net/tcp", "/proc/net/tcp6"}) {
-    std::ifstream in(table);
-    std::string line;
-    std::getline(in, line);  // header
-    while (std::getline(in, line)) {
-      std::istringstream fields(line);
-      std::string sl, local, remote, st, queues, tr, retr, uid, timeout, inode;
-      fields >> sl >> local >> remote >> st >> queues >> tr >> retr >> uid >> timeout >> inode;
-      auto colon = local.rfind(':');
-      if (colon == std::string::npos || st != "0A") continue;
-      if (std::stoi(local.substr(colon + 1), nullptr, 16) == port) inodes.push_back(inode);
-    }
-  }
-  if (inodes.empty()) return {};
-  DIR* proc = ::opendir("/proc");
-  if (!proc) return {};
-  std::string found;
-  while (dirent* e = ::readdir(proc)) {
-    if (!std::isdigit(static_cast<unsigned char>(e->d_name[0]))) continue;
-    std::string fd_dir = std::string("/proc/") + e->d_name + "/fd";
-    DIR* fds = ::opendir(fd_dir.c_str());
-    if (!fds) continue;
-    while (dirent* f = ::readdir(fds)) {
-      char target[64];
-      ssize_t n = ::readlink((fd_dir + "/" + f->d_name).c_str(), target, sizeof target - 1);
-      if (n <= 0) continue;
-      target[n] = '\0';
-      for (const auto& inode : inodes)
-        if (std::string(target) == "socket:[" + inode + "]") {
-          auto comm = core::read_file(std::string("/proc/") + e->d_name + "/comm");
-          std::string name = comm ? comm->substr(0, comm->find('\n')) : "?";
-          found = std::string("PID ") + e->d_name + " (" + name + ")";
-        }
-    }
-    ::closedir(fds);
-    if (!found.empty()) break;
-  }
-  ::closedir(proc);
-  return found;
-}
-
 std::string now_iso() {
   std::time_t t = std::time(nullptr);
   char buf[32];
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
   return buf;
 }
-
-struct Listener {
-  int fd = -1;
-  Forward forward;
-};
 
 class Daemon {
  public:
@@ -138,47 +88,7 @@ class Daemon {
     sigprocmask(SIG_BLOCK, &set, nullptr);
     ::signal(SIGPIPE, SIG_IGN);
     m_signals = ::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-    TRY(bind_all());
-    TRY(connect_session());
-    TRY(open_control());
-    TRY(register_entry());
-    m_log->info("tunnel {} to {}@{}:{} ready", m_id, m_spec.user, m_spec.host, m_spec.port);
-    return {};
-  }
-
-  core::Status bind_all() {
-    for (const auto& f : m_spec.forwards) {
-      Listener l;
-      l.forward = f;
-      sockaddr_in addr{};
-      addr.sin_family = AF_INET;
-      addr.sin_port = htons(static_cast<uint16_t>(f.local_port));
-      if (::inet_pton(AF_INET, f.bind.c_str(), &addr.sin_addr) != 1)
-        return fail(ErrorCode::invalid_argument, "cannot bind '" + f.bind + "': not an IPv4 address",
-                    "use --bind 127.0.0.1 (the default) or another local IPv4 address");
-      l.fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-      int on = 1;
-      ::setsockopt(l.fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
-      if (::bind(l.fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-        int err = errno;
-        ::close(l.fd);
-        std::string where = f.bind + ":" + std::to_string(f.local_port);
-        if (err == EADDRINUSE) {
-          std::string owner = port_owner(f.local_port);
-          return fail(ErrorCode::invalid_argument,
-                      "local port " + where + " is in use" + (owner.empty() ? "" : " by " + owner),
-                      "stop what holds it, or pick another local port: -L OTHER:" +
-                          std::to_string(f.remote_port));
-        }
-        return fail(ErrorCode::io, "cannot listen on " + where + ": " + std::strerror(err));
-      }
-      ::listen(l.fd, 128);  // OpenSSH's backlog for forwarded ports
-      m_listeners.push_back(l);
-    }
-    return {};
-  }
-
-  core::Status connect_session() {
+    TRY_ASSIGN(m_listeners, listen_on(m_spec.forwards));
     SshTarget target;
     target.host = m_spec.host;
     target.port = m_spec.port;
@@ -186,11 +96,11 @@ class Daemon {
     target.key = m_spec.key;
     target.known_hosts = m_home / "known_hosts";
     target.timeout = m_spec.connect_timeout;
-    TRY_ASSIGN(m_session, SshSession::connect(target));
-    libssh2_session_set_blocking(m_session->get(), 0);
-    m_forwarder = std::make_unique<Forwarder>(*m_session, m_spec.window_bytes);
-    m_log->info("connected to {}:{} (host key {})", m_spec.host, m_spec.port,
-                m_session->fingerprint());
+    m_pool = std::make_unique<SessionPool>(target, m_spec.window_bytes, m_spec.open_timeout);
+    TRY(m_pool->connect());
+    TRY(open_control());
+    TRY(register_entry());
+    m_log->info("tunnel {} to {}@{}:{} ready", m_id, m_spec.user, m_spec.host, m_spec.port);
     return {};
   }
 
@@ -251,19 +161,14 @@ class Daemon {
   }
 
   json status_json() const {
-    TunnelStats s = m_totals;
-    if (m_forwarder) {
-      auto f = m_forwarder->stats();
-      s.bytes_to_pod += f.bytes_to_pod;
-      s.bytes_from_pod += f.bytes_from_pod;
-      s.connections_total += f.connections_total;
-      s.connections_open = f.connections_open;
-    }
+    auto s = m_pool->stats();
     return {{"status", m_status},
             {"bytes_to_pod", s.bytes_to_pod},
             {"bytes_from_pod", s.bytes_from_pod},
             {"connections_open", s.connections_open},
             {"connections_total", s.connections_total},
+            {"opens_pending", s.opens_pending},
+            {"ssh_sessions", s.sessions},
             {"reconnects", m_reconnects},
             {"last_error", m_last_error}};
   }
@@ -296,19 +201,14 @@ class Daemon {
       ::setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
       char host[INET_ADDRSTRLEN] = "127.0.0.1";
       ::inet_ntop(AF_INET, &peer.sin_addr, host, sizeof host);
-      m_forwarder->add_client(c, {l.forward.remote_host, l.forward.remote_port}, host,
-                              ntohs(peer.sin_port));
+      m_pool->add_client(c, {l.forward.remote_host, l.forward.remote_port}, host,
+                         ntohs(peer.sin_port));
     }
   }
 
+  // The pool lost its last session and has closed every client (a FIN, not a reset).
   void lose_session(const core::Error& why) {
     m_log->warn("{}; reconnecting", why.message);
-    auto f = m_forwarder->stats();
-    m_totals.bytes_to_pod += f.bytes_to_pod;
-    m_totals.bytes_from_pod += f.bytes_from_pod;
-    m_totals.connections_total += f.connections_total;
-    m_forwarder.reset();  // cut clients get a clean close (FIN), not a reset
-    m_session.reset();
     m_last_error = why.message;
     m_attempt = 0;
     m_next_attempt = SteadyClock::now();
@@ -317,7 +217,7 @@ class Daemon {
 
   // Returns false when the daemon should give up (authentication or host key refused).
   bool try_reconnect() {
-    auto st = connect_session();
+    auto st = m_pool->connect();
     if (st) {
       ++m_reconnects;
       m_last_error.clear();
@@ -341,6 +241,24 @@ class Daemon {
     return true;
   }
 
+  // Milliseconds poll() may wait: not at all after progress; until the next reconnect attempt
+  // while disconnected; else until the pool's next deadline (an open timing out).
+  int poll_timeout(bool progress, bool connected, bool accepting) const {
+    if (progress) return 0;
+    auto now = SteadyClock::now();
+    std::optional<SteadyClock::time_point> until;
+    if (!connected) until = m_next_attempt;
+    else if (!accepting) until = now + std::chrono::seconds(1);
+    if (connected) {
+      auto wake = m_pool->next_wakeup();
+      if (wake && (!until || *wake < *until)) until = wake;
+    }
+    if (!until) return -1;
+    // Round up: waking a millisecond early would only spin.
+    auto wait = std::chrono::ceil<std::chrono::milliseconds>(*until - now).count();
+    return static_cast<int>(std::clamp<long long>(wait, 0, 3600 * 1000));
+  }
+
   int loop() {
     std::vector<pollfd> fds;
     bool progress = false;
@@ -349,20 +267,11 @@ class Daemon {
       fds.push_back({m_signals, POLLIN, 0});
       fds.push_back({m_control, POLLIN, 0});
       std::size_t listeners_at = fds.size();
-      bool accepting = m_forwarder && SteadyClock::now() >= m_accept_paused_until;
+      bool connected = m_pool->connected();
+      bool accepting = connected && SteadyClock::now() >= m_accept_paused_until;
       for (auto& l : m_listeners) fds.push_back({accepting ? l.fd : -1, POLLIN, 0});
-      if (m_forwarder) m_forwarder->add_poll_fds(fds);
-      int timeout = -1;
-      if (progress) {
-        timeout = 0;
-      } else if (!m_session) {
-        auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(m_next_attempt -
-                                                                          SteadyClock::now());
-        timeout = static_cast<int>(std::max<long long>(0, wait.count()));
-      } else if (!accepting) {
-        timeout = 1000;
-      }
-      int n = ::poll(fds.data(), fds.size(), timeout);
+      if (connected) m_pool->add_poll_fds(fds);
+      int n = ::poll(fds.data(), fds.size(), poll_timeout(progress, connected, accepting));
       if (n < 0 && errno != EINTR) {
         m_log->error("poll: {}", std::strerror(errno));
         return 1;
@@ -375,25 +284,24 @@ class Daemon {
             continue;
           }
           m_log->info("signal {}: closing", si.ssi_signo);
-          m_forwarder.reset();
-          m_session.reset();
+          m_pool.reset();
           remove_entry();
           return 0;
         }
       }
       if (fds[1].revents & POLLIN) answer_control();
       progress = false;
-      if (m_forwarder) {
+      if (connected) {
         for (std::size_t i = 0; i < m_listeners.size(); ++i)
           if (fds[listeners_at + i].revents & POLLIN) accept_clients(m_listeners[i]);
-        auto r = m_forwarder->service(fds);
+        auto r = m_pool->service(fds);
         if (!r) {
           lose_session(r.error());
         } else {
           progress = *r;
         }
       }
-      if (!m_session && SteadyClock::now() >= m_next_attempt) {
+      if (!m_pool->connected() && SteadyClock::now() >= m_next_attempt) {
         if (!try_reconnect()) return 2;
       }
     }
@@ -407,11 +315,9 @@ class Daemon {
   std::vector<Listener> m_listeners;
   int m_control = -1;
   int m_signals = -1;
-  std::unique_ptr<SshSession> m_session;
-  std::unique_ptr<Forwarder> m_forwarder;
+  std::unique_ptr<SessionPool> m_pool;
   std::string m_status = "active";
   std::string m_last_error;
-  TunnelStats m_totals;
   int m_reconnects = 0;
   int m_attempt = 0;
   SteadyClock::time_point m_next_attempt{};
@@ -448,7 +354,7 @@ int run_tunnel_daemon() {
   ::dup2(null, 0);
   ::close(null);
   (void)core::ensure_dir(home / "logs", 0700);
-  (void)core::setup_logging(spec.log_level, home / "logs" / ("tunnel-" + id + ".log"));
+  (void)core::setup_daemon_logging(spec.log_level, home / "logs" / ("tunnel-" + id + ".log"));
   Daemon daemon(id, home, spec);
   return daemon.run();
 }

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "core/log.hpp"
+#include "tunnel/forwarder_conn.hpp"
 #include "tunnel/ssh_session.hpp"
 
 namespace autopod::tunnel {
@@ -14,33 +15,13 @@ namespace autopod::tunnel {
 using core::ErrorCode;
 
 namespace {
-constexpr std::size_t k_chunk = 32 * 1024;  // one SSH packet; libssh2 writes at most one a call
 constexpr int k_rounds_per_pass = 8;        // per connection and pass: fairness between streams
 // What libssh2 may pull off the socket per pass. Connections drain what it decrypted for them in
 // the same pass, so its packet list (our memory) stays near this instead of growing toward the
 // channel windows (8 MiB each).
 constexpr std::size_t k_recv_budget = 512 * 1024;
-constexpr std::uint32_t k_packet = 32 * 1024;
 }  // namespace
 
-struct Forwarder::Conn {
-  int fd = -1;
-  ForwardTarget target;
-  std::string origin_host;
-  int origin_port = 0;
-  LIBSSH2_CHANNEL* ch = nullptr;
-  std::unique_ptr<char[]> up{new char[k_chunk]};    // client -> pod
-  std::size_t up_len = 0, up_off = 0;
-  std::unique_ptr<char[]> down{new char[k_chunk]};  // pod -> client
-  std::size_t down_len = 0, down_off = 0;
-  bool client_eof = false;   // client sent FIN
-  bool eof_sent = false;     // we sent channel EOF
-  bool channel_eof = false;  // pod side sent EOF
-  bool shut_wr = false;      // we sent FIN to the client
-  bool dead = false;         // drop now (client reset, open refused, channel error)
-  std::size_t poll_index = 0;
-  bool polled = false;
-};
 
 Forwarder::Forwarder(SshSession& session, std::uint32_t window_bytes)
     : m_ssh(session), m_session(session.get()), m_socket(session.socket()), m_window(window_bytes) {}
@@ -48,15 +29,15 @@ Forwarder::Forwarder(SshSession& session, std::uint32_t window_bytes)
 Forwarder::~Forwarder() { close_all(); }
 
 void Forwarder::add_client(int fd, const ForwardTarget& target, const std::string& origin_host,
-                           int origin_port) {
+                           int origin_port, SteadyClock::time_point open_deadline) {
   Conn c;
   c.fd = fd;
   c.target = target;
   c.origin_host = origin_host;
   c.origin_port = origin_port;
+  c.open_deadline = open_deadline;
   m_conns.push_back(std::move(c));
   m_to_open.push_back(std::prev(m_conns.end()));
-  ++m_stats.connections_total;
 }
 
 bool Forwarder::blocked_outbound() const {
@@ -158,54 +139,6 @@ core::Result<bool> Forwarder::retry_pending() {
       m_pending_channel = nullptr;
       return true;
   }
-  return true;
-}
-
-core::Result<bool> Forwarder::open_next() {
-  if (m_to_open.empty()) return true;
-  // Never abandon an open midway: libssh2 keeps its state in the session and would hand the
-  // next open this one's channel.
-  Conn& c = *m_to_open.front();
-  // direct-tcpip with our own window: libssh2_channel_direct_tcpip_ex() fixes it at 2 MiB,
-  // which bounds a stream from the pod to 2 MiB per round trip.
-  std::string msg;
-  auto put_string = [&](const std::string& s) {
-    std::uint32_t n = static_cast<std::uint32_t>(s.size());
-    char len[4] = {static_cast<char>(n >> 24), static_cast<char>(n >> 16),
-                   static_cast<char>(n >> 8), static_cast<char>(n)};
-    msg.append(len, 4);
-    msg.append(s);
-  };
-  auto put_u32 = [&](std::uint32_t n) {
-    char b[4] = {static_cast<char>(n >> 24), static_cast<char>(n >> 16), static_cast<char>(n >> 8),
-                 static_cast<char>(n)};
-    msg.append(b, 4);
-  };
-  put_string(c.target.host);
-  put_u32(static_cast<std::uint32_t>(c.target.port));
-  put_string(c.origin_host);
-  put_u32(static_cast<std::uint32_t>(c.origin_port));
-  LIBSSH2_CHANNEL* ch = libssh2_channel_open_ex(m_session, "direct-tcpip", 12, m_window, k_packet,
-                                                msg.data(), static_cast<unsigned>(msg.size()));
-  if (ch) {
-    c.ch = ch;
-    m_to_open.pop_front();
-    if (m_pending == Op::open) m_pending = Op::none;
-    return true;
-  }
-  int rc = libssh2_session_last_errno(m_session);
-  if (rc == LIBSSH2_ERROR_EAGAIN) {
-    m_pending = blocked_outbound() ? Op::open : Op::none;
-    m_pending_conn = &c;
-    // Waiting for the server's answer: other channels may go on meanwhile, but no second open.
-    return false;
-  }
-  if (m_pending == Op::open) m_pending = Op::none;
-  m_to_open.pop_front();
-  TRY(check(rc, "channel open"));
-  core::logger("tunnel")->info("pod refused forward to {}:{}: {}", c.target.host, c.target.port,
-                               last_error(m_session));
-  c.dead = true;  // e.g. nothing listens on that port in the pod: the client sees a close
   return true;
 }
 
@@ -320,8 +253,10 @@ void Forwarder::finish(std::list<Conn>::iterator it) {
       m_pending_channel = it->ch;
     }
   }
-  ::shutdown(it->fd, SHUT_RDWR);
-  ::close(it->fd);
+  if (it->fd >= 0) {
+    ::shutdown(it->fd, SHUT_RDWR);
+    ::close(it->fd);
+  }
   m_conns.erase(it);
 }
 
@@ -375,6 +310,7 @@ core::Result<bool> Forwarder::service(const std::vector<pollfd>& fds) {
 
 void Forwarder::close_all() {
   for (auto& c : m_conns) {
+    if (c.fd < 0) continue;
     ::shutdown(c.fd, SHUT_RDWR);
     ::close(c.fd);
   }
@@ -386,7 +322,8 @@ void Forwarder::close_all() {
 
 ForwarderStats Forwarder::stats() const {
   ForwarderStats s = m_stats;
-  s.connections_open = static_cast<int>(m_conns.size());
+  for (const auto& c : m_conns) s.connections_open += c.fd >= 0;
+  for (auto it : m_to_open) s.opens_pending += it->fd >= 0;
   return s;
 }
 

@@ -65,7 +65,8 @@ json spec_to_json(const TunnelSpec& s) {
   return {{"pod_id", s.pod_id}, {"pod_name", s.pod_name}, {"provider", s.provider},
           {"host", s.host}, {"port", s.port}, {"user", s.user}, {"key", s.key.string()},
           {"forwards", forwards}, {"window_bytes", s.window_bytes}, {"log_level", s.log_level},
-          {"connect_timeout_ms", s.connect_timeout.count()}};
+          {"connect_timeout_ms", s.connect_timeout.count()},
+          {"open_timeout_ms", s.open_timeout.count()}};
 }
 
 TunnelSpec spec_from_json(const json& j) {
@@ -84,6 +85,7 @@ TunnelSpec spec_from_json(const json& j) {
   s.window_bytes = j.value("window_bytes", 8u << 20);
   s.log_level = j.value("log_level", "info");
   s.connect_timeout = std::chrono::milliseconds(j.value("connect_timeout_ms", 15000));
+  s.open_timeout = std::chrono::milliseconds(j.value("open_timeout_ms", 10000));
   return s;
 }
 
@@ -96,6 +98,8 @@ json to_json(const TunnelInfo& t) {
                   {"bytes_from_pod", t.stats->bytes_from_pod},
                   {"connections_open", t.stats->connections_open},
                   {"connections_total", t.stats->connections_total},
+                  {"opens_pending", t.stats->opens_pending},
+                  {"ssh_sessions", t.stats->ssh_sessions},
                   {"reconnects", t.stats->reconnects}};
   else
     j["stats"] = nullptr;
@@ -198,6 +202,8 @@ core::Result<std::vector<TunnelInfo>> TunnelManager::list() {
     s.bytes_from_pod = answer->value("bytes_from_pod", std::uint64_t{0});
     s.connections_open = answer->value("connections_open", 0);
     s.connections_total = answer->value("connections_total", std::uint64_t{0});
+    s.opens_pending = answer->value("opens_pending", 0);
+    s.ssh_sessions = answer->value("ssh_sessions", 0);
     s.reconnects = answer->value("reconnects", 0);
     t.stats = s;
     if (auto e = answer->value("last_error", ""); !e.empty()) t.last_error = e;

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "core/result.hpp"
@@ -26,6 +27,22 @@ struct SshTarget {
 // passphrase: OpenSSH keys carry their public half in clear; PEM says it in its armor line.
 core::Result<std::string> private_key_type(const std::filesystem::path& key);
 
+// Lets another thread stop a SshSession::connect() in progress: cancel() shuts its socket
+// down, so the blocking TCP connect, handshake or authentication fails at once (network).
+class ConnectCancel {
+ public:
+  void cancel();
+
+ private:
+  friend class SshSession;
+  friend core::Result<int> tcp_connect(const SshTarget& t, ConnectCancel* cancel);
+  bool adopt(int fd);  // false when cancelled already
+  void release();      // before the socket is closed or handed over
+  std::mutex m_mutex;
+  int m_fd = -1;
+  bool m_cancelled = false;
+};
+
 // Owns a connected, authenticated session and its socket; frees both on destruction.
 class SshSession {
  public:
@@ -33,7 +50,9 @@ class SshSession {
   // known_hosts (unknown: pinned; changed: auth error saying how to reset), authentication.
   // Errors: network (unreachable), auth (refused key, changed host key), invalid_argument
   // (RSA key, which libssh2 1.10 can only sign with SHA-1).
-  static core::Result<std::unique_ptr<SshSession>> connect(const SshTarget& target);
+  // `cancel`, when given, must outlive the call.
+  static core::Result<std::unique_ptr<SshSession>> connect(const SshTarget& target,
+                                                           ConnectCancel* cancel = nullptr);
   ~SshSession();
   SshSession(const SshSession&) = delete;
   SshSession& operator=(const SshSession&) = delete;
@@ -52,6 +71,7 @@ class SshSession {
   static ssize_t budgeted_recv(libssh2_socket_t fd, void* buffer, size_t length, int flags,
                                void** abstract);
   std::size_t m_recv_budget = SIZE_MAX;
+  ConnectCancel* m_cancel = nullptr;  // while connect() runs
   LIBSSH2_SESSION* m_session = nullptr;
   int m_socket = -1;
   std::string m_fingerprint;

@@ -41,6 +41,9 @@ struct TunnelSpec {
   std::uint32_t window_bytes = 8u << 20;  // receive window of each channel (data from the pod)
   std::string log_level = "info";
   std::chrono::milliseconds connect_timeout{15000};
+  // How long a client connection may wait for its channel (the pod connecting to the target)
+  // before it is closed; other connections never wait for it.
+  std::chrono::milliseconds open_timeout{10000};
 };
 
 struct TunnelStats {
@@ -48,6 +51,8 @@ struct TunnelStats {
   std::uint64_t bytes_from_pod = 0;
   int connections_open = 0;
   std::uint64_t connections_total = 0;
+  int opens_pending = 0;  // client connections still waiting for their channel
+  int ssh_sessions = 0;   // SSH connections to the pod (more while opens are slow)
   int reconnects = 0;
 };
 

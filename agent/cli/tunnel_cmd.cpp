@@ -17,6 +17,7 @@ struct StartFlags {
   std::vector<std::string> forwards;
   std::string bind = "127.0.0.1";
   int window_mb = 8;
+  double open_timeout_s = 10;
 };
 
 std::string describe_forwards(const tunnel::TunnelSpec& s) {
@@ -76,6 +77,9 @@ core::Status cmd_start(Context& ctx, const StartFlags& flags) {
   if (flags.window_mb < 2 || flags.window_mb > 256)
     return core::fail(ErrorCode::invalid_argument, "--window-mb must be 2 to 256");
   spec.window_bytes = static_cast<std::uint32_t>(flags.window_mb) << 20;
+  if (!(flags.open_timeout_s >= 0.1 && flags.open_timeout_s <= 3600))
+    return core::fail(ErrorCode::invalid_argument, "--open-timeout must be 0.1 to 3600 seconds");
+  spec.open_timeout = std::chrono::milliseconds(static_cast<long long>(flags.open_timeout_s * 1000));
   TRY_ASSIGN(auto tunnels, ctx.tunnels());
   bool reused = false;
   TRY_ASSIGN(auto t, tunnels->ensure(spec, &reused));
@@ -106,7 +110,7 @@ core::Status cmd_list(Context& ctx) {
     return {};
   }
   std::vector<std::vector<std::string>> rows = {
-      {"ID", "POD", "FORWARDS", "STATUS", "PID", "TO POD", "FROM POD", "CONNS", "STARTED"}};
+      {"ID", "POD", "FORWARDS", "STATUS", "PID", "TO POD", "FROM POD", "CONNS", "OPENING", "STARTED"}};
   for (const auto& t : list) {
     std::string status = t.status;
     if (!t.last_error.empty() && t.status != "active") status += " (" + t.last_error + ")";
@@ -114,7 +118,8 @@ core::Status cmd_list(Context& ctx) {
                     describe_forwards(t.spec), status, std::to_string(t.pid),
                     t.stats ? format_bytes(t.stats->bytes_to_pod) : "-",
                     t.stats ? format_bytes(t.stats->bytes_from_pod) : "-",
-                    t.stats ? std::to_string(t.stats->connections_open) : "-", t.started_at});
+                    t.stats ? std::to_string(t.stats->connections_open) : "-",
+                    t.stats ? std::to_string(t.stats->opens_pending) : "-", t.started_at});
   }
   print_table(rows);
   return {};
@@ -146,6 +151,8 @@ void add_tunnel_commands(CLI::App& app, Context& ctx, int& exit_code) {
   start->add_option("-L,--forward", sf.forwards, "LOCAL:REMOTE, repeatable (ssh -L forms too)");
   start->add_option("--bind", sf.bind, "local address to listen on (default 127.0.0.1)");
   start->add_option("--window-mb", sf.window_mb, "ssh channel window for data from the pod (MiB)");
+  start->add_option("--open-timeout", sf.open_timeout_s,
+                    "seconds a new connection may wait for the pod to reach its target (default 10)");
   start->callback(run(ctx, exit_code, [&ctx] { return cmd_start(ctx, sf); }));
 
   static std::string id;
