@@ -81,7 +81,7 @@ core::Result<tunnel::TunnelManager*> Context::tunnels() {
       return core::fail(ErrorCode::not_found, daemon.string() + " is missing",
                         "install autopod-tunneld beside autopod (scripts/build puts both in build/bin)");
     m_tunnels = std::make_unique<tunnel::TunnelManager>(
-        cfg->home.root(), std::vector<std::string>{daemon.string()});
+        cfg->home, std::vector<std::string>{daemon.string()});
   }
   return m_tunnels.get();
 }

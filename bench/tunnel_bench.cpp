@@ -257,14 +257,11 @@ Tunnels start_tunnels(const std::string& autopod, const std::filesystem::path& h
   t.ssh_pid = find_process(forward);
   if (t.ssh_pid < 0) die("cannot find the ssh -L process");
 
-  tunnel::TunnelManager manager(home, {autopod});
+  tunnel::TunnelManager manager(core::Home(home), {autopod});
   tunnel::TunnelSpec spec;
   spec.pod_id = "bench-" + std::to_string(ssh_server_port);
   spec.pod_name = spec.pod_id;
-  spec.host = "127.0.0.1";
-  spec.port = ssh_server_port;
-  spec.user = user;
-  spec.key = home / "id_ed25519";
+  spec.ssh = {"127.0.0.1", ssh_server_port, user, home / "id_ed25519"};
   spec.log_level = "warn";
   t.autopod_port = sandbox::free_loopback_port();
   spec.forwards = {{"127.0.0.1", t.autopod_port, "127.0.0.1", target_port}};

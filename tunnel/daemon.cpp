@@ -19,14 +19,15 @@
 #include <optional>
 #include <random>
 
+#include "core/backoff.hpp"
 #include "core/daemon.hpp"
 #include "core/fs.hpp"
 #include "core/log.hpp"
-#include "core/state_file.hpp"
+#include "core/text.hpp"
 #include "tunnel/listeners.hpp"
+#include "tunnel/registry.hpp"
 #include "tunnel/session_pool.hpp"
 #include "tunnel/tunnel.hpp"
-#include "tunnel/tunnel_state.hpp"
 
 namespace autopod::tunnel {
 
@@ -38,18 +39,11 @@ namespace {
 
 using SteadyClock = std::chrono::steady_clock;
 
-std::string now_iso() {
-  std::time_t t = std::time(nullptr);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-  return buf;
-}
-
 class Daemon {
  public:
-  Daemon(std::string id, std::filesystem::path home, TunnelSpec spec)
+  Daemon(std::string id, core::Home home, TunnelSpec spec)
       : m_id(std::move(id)), m_home(std::move(home)), m_spec(std::move(spec)),
-        m_state(m_home / "tunnels.json"), m_log(core::logger("tunnel")) {}
+        m_registry(m_home), m_log(core::logger("tunnel")) {}
 
   ~Daemon() {
     for (auto& l : m_listeners)
@@ -76,7 +70,7 @@ class Daemon {
   }
 
  private:
-  std::filesystem::path control_path() const { return m_home / "tunnels" / (m_id + ".sock"); }
+  std::filesystem::path control_path() const { return m_home.tunnel_socket(m_id); }
 
   core::Status start() {
     // Signals arrive through a descriptor so the poll loop sees them like any other event.
@@ -90,22 +84,19 @@ class Daemon {
     m_signals = ::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
     TRY_ASSIGN(m_listeners, listen_on(m_spec.forwards));
     SshTarget target;
-    target.host = m_spec.host;
-    target.port = m_spec.port;
-    target.user = m_spec.user;
-    target.key = m_spec.key;
-    target.known_hosts = m_home / "known_hosts";
+    target.endpoint = m_spec.ssh;
+    target.known_hosts = m_home.known_hosts();
     target.timeout = m_spec.connect_timeout;
     m_pool = std::make_unique<SessionPool>(target, m_spec.window_bytes, m_spec.open_timeout);
     TRY(m_pool->connect());
     TRY(open_control());
     TRY(register_entry());
-    m_log->info("tunnel {} to {}@{}:{} ready", m_id, m_spec.user, m_spec.host, m_spec.port);
+    m_log->info("tunnel {} to {}@{}:{} ready", m_id, m_spec.ssh.user, m_spec.ssh.host, m_spec.ssh.port);
     return {};
   }
 
   core::Status open_control() {
-    TRY(core::ensure_dir(m_home / "tunnels", 0700));
+    TRY(core::ensure_dir(m_home.tunnels_dir(), 0700));
     auto path = control_path().string();
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
@@ -129,34 +120,20 @@ class Daemon {
     info.spec = m_spec;
     info.pid = ::getpid();
     info.start_time = self ? *self : 0;
-    info.started_at = now_iso();
+    info.started_at = core::iso_time();
     info.status = "active";
-    info.log_file = m_home / "logs" / ("tunnel-" + m_id + ".log");
-    auto entry = to_json(info);
-    entry.erase("stats");
-    TRY(m_state.update([&](json& doc) -> core::Status {
-      doc["tunnels"][m_id] = entry;
-      return {};
-    }));
-    return {};
+    info.log_file = m_home.tunnel_log(m_id);
+    return m_registry.put(info);
   }
 
   void set_status(const std::string& status, const std::string& error) {
     m_status = status;
-    auto r = m_state.update([&](json& doc) -> core::Status {
-      if (!doc["tunnels"].contains(m_id)) return {};
-      doc["tunnels"][m_id]["status"] = status;
-      doc["tunnels"][m_id]["last_error"] = error;
-      return {};
-    });
+    auto r = m_registry.set_status(m_id, status, error);
     if (!r) m_log->warn("cannot record status {}: {}", status, r.error().message);
   }
 
   void remove_entry() {
-    auto r = m_state.update([&](json& doc) -> core::Status {
-      if (doc.contains("tunnels")) doc["tunnels"].erase(m_id);
-      return {};
-    });
+    auto r = m_registry.remove(m_id);
     if (!r) m_log->warn("cannot remove tunnel entry: {}", r.error().message);
   }
 
@@ -211,6 +188,7 @@ class Daemon {
     m_log->warn("{}; reconnecting", why.message);
     m_last_error = why.message;
     m_attempt = 0;
+    m_backoff.reset();
     m_next_attempt = SteadyClock::now();
     set_status("reconnecting", why.message);
   }
@@ -231,11 +209,8 @@ class Daemon {
       set_status("failed", st.error().message);
       return false;
     }
-    // autossh-like backoff: 1 s doubling to 30 s, with jitter.
     ++m_attempt;
-    long long base = std::min(30000LL, 1000LL << std::min(m_attempt - 1, 5));
-    std::uniform_int_distribution<long long> jitter(base * 8 / 10, base);
-    m_next_attempt = SteadyClock::now() + std::chrono::milliseconds(jitter(m_rng));
+    m_next_attempt = SteadyClock::now() + m_backoff.next();
     m_log->warn("reconnect attempt {} failed: {}", m_attempt, st.error().message);
     set_status("reconnecting", st.error().message);
     return true;
@@ -308,9 +283,9 @@ class Daemon {
   }
 
   std::string m_id;
-  std::filesystem::path m_home;
+  core::Home m_home;
   TunnelSpec m_spec;
-  core::StateFile m_state;
+  Registry m_registry;
   std::shared_ptr<spdlog::logger> m_log;
   std::vector<Listener> m_listeners;
   int m_control = -1;
@@ -322,7 +297,8 @@ class Daemon {
   int m_attempt = 0;
   SteadyClock::time_point m_next_attempt{};
   SteadyClock::time_point m_accept_paused_until{};
-  std::mt19937 m_rng{std::random_device{}()};
+  // autossh-like: 1 s doubling to 30 s, jittered so that tunnels cut together do not retry together.
+  core::Backoff m_backoff{{std::chrono::seconds(1), std::chrono::seconds(30), core::Jitter::half}};
 };
 
 }  // namespace
@@ -339,11 +315,11 @@ int run_tunnel_daemon() {
   json doc;
   TunnelSpec spec;
   std::string id;
-  std::filesystem::path home;
+  core::Home home;
   try {
     doc = json::parse(input);
     id = doc.at("id").get<std::string>();
-    home = doc.at("home").get<std::string>();
+    home = core::Home(doc.at("home").get<std::string>());
     spec = spec_from_json(doc.at("spec"));
   } catch (const std::exception& e) {
     core::report_readiness(json{{"ok", false}, {"code", "internal"},
@@ -353,8 +329,8 @@ int run_tunnel_daemon() {
   int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   ::dup2(null, 0);
   ::close(null);
-  (void)core::ensure_dir(home / "logs", 0700);
-  (void)core::setup_daemon_logging(spec.log_level, home / "logs" / ("tunnel-" + id + ".log"));
+  (void)core::ensure_dir(home.logs(), 0700);
+  (void)core::setup_daemon_logging(spec.log_level, home.tunnel_log(id));
   Daemon daemon(id, home, spec);
   return daemon.run();
 }

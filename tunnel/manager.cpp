@@ -12,7 +12,7 @@
 #include "core/random.hpp"
 #include "core/state_file.hpp"
 #include "tunnel/tunnel.hpp"
-#include "tunnel/tunnel_state.hpp"
+#include "tunnel/registry.hpp"
 
 namespace autopod::tunnel {
 
@@ -55,68 +55,6 @@ core::Result<Forward> parse_forward(const std::string& text, const std::string& 
                 "use PORT, LOCAL:REMOTE, LOCAL:HOST:REMOTE or BIND:LOCAL:HOST:REMOTE, "
                 "e.g. -L 8188:8188");
   return f;
-}
-
-json spec_to_json(const TunnelSpec& s) {
-  json forwards = json::array();
-  for (const auto& f : s.forwards)
-    forwards.push_back({{"bind", f.bind}, {"local_port", f.local_port},
-                        {"remote_host", f.remote_host}, {"remote_port", f.remote_port}});
-  return {{"pod_id", s.pod_id}, {"pod_name", s.pod_name}, {"provider", s.provider},
-          {"host", s.host}, {"port", s.port}, {"user", s.user}, {"key", s.key.string()},
-          {"forwards", forwards}, {"window_bytes", s.window_bytes}, {"log_level", s.log_level},
-          {"connect_timeout_ms", s.connect_timeout.count()},
-          {"open_timeout_ms", s.open_timeout.count()}};
-}
-
-TunnelSpec spec_from_json(const json& j) {
-  TunnelSpec s;
-  s.pod_id = j.value("pod_id", "");
-  s.pod_name = j.value("pod_name", "");
-  s.provider = j.value("provider", "");
-  s.host = j.at("host").get<std::string>();
-  s.port = j.at("port").get<int>();
-  s.user = j.value("user", "root");
-  s.key = j.value("key", "");
-  s.forwards.clear();
-  for (const auto& f : j.at("forwards"))
-    s.forwards.push_back({f.value("bind", "127.0.0.1"), f.at("local_port").get<int>(),
-                          f.value("remote_host", "127.0.0.1"), f.at("remote_port").get<int>()});
-  s.window_bytes = j.value("window_bytes", 8u << 20);
-  s.log_level = j.value("log_level", "info");
-  s.connect_timeout = std::chrono::milliseconds(j.value("connect_timeout_ms", 15000));
-  s.open_timeout = std::chrono::milliseconds(j.value("open_timeout_ms", 10000));
-  return s;
-}
-
-json to_json(const TunnelInfo& t) {
-  json j = {{"id", t.id}, {"spec", spec_to_json(t.spec)}, {"pid", t.pid},
-            {"start_time", t.start_time}, {"started_at", t.started_at}, {"status", t.status},
-            {"last_error", t.last_error}, {"log_file", t.log_file.string()}};
-  if (t.stats)
-    j["stats"] = {{"bytes_to_pod", t.stats->bytes_to_pod},
-                  {"bytes_from_pod", t.stats->bytes_from_pod},
-                  {"connections_open", t.stats->connections_open},
-                  {"connections_total", t.stats->connections_total},
-                  {"opens_pending", t.stats->opens_pending},
-                  {"ssh_sessions", t.stats->ssh_sessions},
-                  {"reconnects", t.stats->reconnects}};
-  else
-    j["stats"] = nullptr;
-  return j;
-}
-
-TunnelInfo info_from_json(const json& j) {
-  TunnelInfo t;
-  t.id = j.at("id").get<std::string>();
-  t.spec = spec_from_json(j.at("spec"));
-  t.pid = j.value("pid", 0);
-  t.start_time = j.value("start_time", std::uint64_t{0});
-  t.started_at = j.value("started_at", "");
-  t.status = j.value("status", "");
-  t.last_error = j.value("last_error", "");
-  t.log_file = j.value("log_file", "");
-  return t;
 }
 
 // ---- manager -------------------------------------------------------------------------------
@@ -168,23 +106,13 @@ bool same_forwards(const TunnelSpec& a, const TunnelSpec& b) {
 
 }  // namespace
 
-TunnelManager::TunnelManager(std::filesystem::path home, std::vector<std::string> daemon_argv)
+TunnelManager::TunnelManager(core::Home home, std::vector<std::string> daemon_argv)
     : m_home(std::move(home)), m_daemon_argv(std::move(daemon_argv)) {}
 
 core::Result<std::vector<TunnelInfo>> TunnelManager::entries() {
-  TRY_ASSIGN(auto doc, core::StateFile(state_file()).read());
-  std::vector<TunnelInfo> out;
-  try {
-    json recorded = doc.value("tunnels", json::object());
-    for (const auto& [id, entry] : recorded.items()) {
-      TunnelInfo t = info_from_json(entry);
-      if (!core::process_alive(t.pid, t.start_time) && t.status != "failed") t.status = "dead";
-      out.push_back(std::move(t));
-    }
-  } catch (const json::exception& e) {
-    return fail(ErrorCode::protocol, state_file().string() + " holds a bad tunnel entry: " + e.what(),
-                "run autopod tunnel cleanup, or move the file aside");
-  }
+  TRY_ASSIGN(auto out, Registry(m_home).all());
+  for (auto& t : out)
+    if (!core::process_alive(t.pid, t.start_time) && t.status != "failed") t.status = "dead";
   std::sort(out.begin(), out.end(),
             [](const TunnelInfo& a, const TunnelInfo& b) { return a.started_at < b.started_at; });
   return out;
@@ -194,7 +122,7 @@ core::Result<std::vector<TunnelInfo>> TunnelManager::list() {
   TRY_ASSIGN(auto tunnels, entries());
   for (auto& t : tunnels) {
     if (t.status == "dead" || t.status == "failed") continue;
-    auto answer = ask_daemon(m_home / "tunnels" / (t.id + ".sock"));
+    auto answer = ask_daemon(m_home.tunnel_socket(t.id));
     if (!answer) continue;  // busy (e.g. in a blocking reconnect): the recorded status stands
     t.status = answer->value("status", t.status);
     TunnelStats s;
@@ -216,7 +144,7 @@ core::Result<TunnelInfo> TunnelManager::start(const TunnelSpec& spec, bool* reus
   TRY_ASSIGN(auto tunnels, entries());
   for (const auto& t : tunnels) {
     if (t.status == "dead" || t.status == "failed") continue;
-    if (t.spec.host == spec.host && t.spec.port == spec.port && same_forwards(t.spec, spec)) {
+    if (t.spec.ssh.host == spec.ssh.host && t.spec.ssh.port == spec.ssh.port && same_forwards(t.spec, spec)) {
       if (reused) *reused = true;
       return t;
     }
@@ -225,16 +153,16 @@ core::Result<TunnelInfo> TunnelManager::start(const TunnelSpec& spec, bool* reus
         if (mine.local_port == theirs.local_port)
           return fail(ErrorCode::invalid_argument,
                       "local port " + std::to_string(mine.local_port) + " is used by tunnel " +
-                          t.id + " to " + (t.spec.pod_name.empty() ? t.spec.host : t.spec.pod_name),
+                          t.id + " to " + (t.spec.pod_name.empty() ? t.spec.ssh.host : t.spec.pod_name),
                       "stop it (autopod tunnel stop " + t.id + ") or pick another port with -L");
   }
-  TRY(core::ensure_dir(m_home / "tunnels", 0700));
-  TRY(core::ensure_dir(m_home / "logs", 0700));
+  TRY(core::ensure_dir(m_home.tunnels_dir(), 0700));
+  TRY(core::ensure_dir(m_home.logs(), 0700));
   std::string id = new_id();
-  json input = {{"id", id}, {"home", m_home.string()}, {"spec", spec_to_json(spec)}};
+  json input = {{"id", id}, {"home", m_home.root().string()}, {"spec", spec_to_json(spec)}};
   TRY_ASSIGN(auto report, core::spawn_daemon(m_daemon_argv, input.dump(),
                                              spec.connect_timeout + std::chrono::seconds(10)));
-  auto log_file = m_home / "logs" / ("tunnel-" + id + ".log");
+  auto log_file = m_home.tunnel_log(id);
   json answer;
   try {
     answer = json::parse(report);
@@ -264,7 +192,7 @@ core::Result<TunnelInfo> TunnelManager::ensure(const TunnelSpec& spec, bool* reu
   TRY_ASSIGN(auto tunnels, entries());
   for (const auto& t : tunnels) {
     if (t.spec.pod_id != spec.pod_id || spec.pod_id.empty()) continue;
-    bool current = t.spec.host == spec.host && t.spec.port == spec.port;
+    bool current = t.spec.ssh.host == spec.ssh.host && t.spec.ssh.port == spec.ssh.port;
     bool covers = std::all_of(spec.forwards.begin(), spec.forwards.end(), [&](const Forward& f) {
       return std::any_of(t.spec.forwards.begin(), t.spec.forwards.end(), [&](const Forward& g) {
         return g.local_port == f.local_port && g.remote_port == f.remote_port &&
@@ -291,12 +219,7 @@ core::Result<std::vector<TunnelInfo>> TunnelManager::stop(const std::string& id_
     if (core::process_alive(t.pid, t.start_time))
       TRY(core::terminate_process(t.pid, std::chrono::seconds(5)));
     // The daemon removes its own entry on SIGTERM; a dead one's is removed here.
-    TRY(core::StateFile(state_file()).update([&](json& doc) -> core::Status {
-      if (doc.contains("tunnels")) doc["tunnels"].erase(t.id);
-      return {};
-    }));
-    std::error_code ec;
-    std::filesystem::remove(m_home / "tunnels" / (t.id + ".sock"), ec);
+    TRY(Registry(m_home).remove(t.id));
     stopped.push_back(t);
   }
   if (stopped.empty()) {
@@ -323,18 +246,7 @@ core::Result<std::vector<TunnelInfo>> TunnelManager::cleanup() {
   std::vector<TunnelInfo> removed;
   for (const auto& t : tunnels)
     if (t.status == "dead" || t.status == "failed") removed.push_back(t);
-  TRY(core::StateFile(state_file()).update([&](json& doc) -> core::Status {
-    for (const auto& t : removed)
-      // Re-check under the lock: never drop an entry whose daemon is (again) alive.
-      if (doc.contains("tunnels") && doc["tunnels"].contains(t.id) &&
-          !core::process_alive(t.pid, t.start_time))
-        doc["tunnels"].erase(t.id);
-    return {};
-  }));
-  for (const auto& t : removed) {
-    std::error_code ec;
-    std::filesystem::remove(m_home / "tunnels" / (t.id + ".sock"), ec);
-  }
+  TRY(Registry(m_home).remove_dead(removed));
   return removed;
 }
 

@@ -64,7 +64,7 @@ SessionPool::Lane SessionPool::make_lane(std::unique_ptr<SshSession> session) {
 
 core::Status SessionPool::connect() {
   TRY_ASSIGN(auto session, SshSession::connect(m_target));
-  core::logger("tunnel")->info("connected to {}:{} (host key {})", m_target.host, m_target.port,
+  core::logger("tunnel")->info("connected to {}:{} (host key {})", m_target.endpoint.host, m_target.endpoint.port,
                                session->fingerprint());
   m_lanes.push_back(make_lane(std::move(session)));
   return {};

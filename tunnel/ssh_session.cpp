@@ -104,9 +104,9 @@ core::Result<int> tcp_connect(const SshTarget& t, ConnectCancel* cancel) {
   addrinfo hints{};
   hints.ai_socktype = SOCK_STREAM;
   addrinfo* found = nullptr;
-  std::string where = t.host + ":" + std::to_string(t.port);
-  if (int rc = ::getaddrinfo(t.host.c_str(), std::to_string(t.port).c_str(), &hints, &found))
-    return fail(ErrorCode::network, "cannot resolve " + t.host + ": " + ::gai_strerror(rc),
+  std::string where = t.endpoint.host + ":" + std::to_string(t.endpoint.port);
+  if (int rc = ::getaddrinfo(t.endpoint.host.c_str(), std::to_string(t.endpoint.port).c_str(), &hints, &found))
+    return fail(ErrorCode::network, "cannot resolve " + t.endpoint.host + ": " + ::gai_strerror(rc),
                 "check the pod's address with: autopod info");
   std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> guard(found, ::freeaddrinfo);
   int fd = ::socket(found->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -181,8 +181,8 @@ core::Status check_host_key(LIBSSH2_SESSION* session, const SshTarget& t,
   libssh2_knownhost_readfile(hosts, t.known_hosts.c_str(), LIBSSH2_KNOWNHOST_FILE_OPENSSH);
   int mask = LIBSSH2_KNOWNHOST_TYPE_PLAIN | LIBSSH2_KNOWNHOST_KEYENC_RAW | knownhost_type(type);
   libssh2_knownhost* entry = nullptr;
-  int check = libssh2_knownhost_checkp(hosts, t.host.c_str(), t.port, key, len, mask, &entry);
-  std::string name = t.port == 22 ? t.host : "[" + t.host + "]:" + std::to_string(t.port);
+  int check = libssh2_knownhost_checkp(hosts, t.endpoint.host.c_str(), t.endpoint.port, key, len, mask, &entry);
+  std::string name = t.endpoint.port == 22 ? t.endpoint.host : "[" + t.endpoint.host + "]:" + std::to_string(t.endpoint.port);
   if (check == LIBSSH2_KNOWNHOST_CHECK_MATCH) return {};
   if (check == LIBSSH2_KNOWNHOST_CHECK_MISMATCH)
     return fail(ErrorCode::auth,
@@ -210,14 +210,14 @@ core::Status check_host_key(LIBSSH2_SESSION* session, const SshTarget& t,
 }
 
 core::Status authenticate(LIBSSH2_SESSION* session, const SshTarget& t) {
-  std::string where = t.user + "@" + t.host + ":" + std::to_string(t.port);
-  if (!t.key.empty()) {
-    int rc = libssh2_userauth_publickey_fromfile_ex(session, t.user.c_str(),
-                                                    static_cast<unsigned>(t.user.size()), nullptr,
-                                                    t.key.c_str(), "");
+  std::string where = t.endpoint.user + "@" + t.endpoint.host + ":" + std::to_string(t.endpoint.port);
+  if (!t.endpoint.key.empty()) {
+    int rc = libssh2_userauth_publickey_fromfile_ex(session, t.endpoint.user.c_str(),
+                                                    static_cast<unsigned>(t.endpoint.user.size()), nullptr,
+                                                    t.endpoint.key.c_str(), "");
     if (rc == 0) return {};
     return fail(ErrorCode::auth,
-                "authentication refused for " + where + " with key " + t.key.string() + " (" +
+                "authentication refused for " + where + " with key " + t.endpoint.key.string() + " (" +
                     last_error(session) + ")",
                 "the pod must have this key's .pub in authorized_keys (autopod hands it over as "
                 "PUBLIC_KEY when it creates the pod)");
@@ -235,7 +235,7 @@ core::Status authenticate(LIBSSH2_SESSION* session, const SshTarget& t) {
     std::size_t pos = 0;
     std::string blob(reinterpret_cast<char*>(identity->blob), identity->blob_len);
     if (read_string(blob, pos) == "ssh-rsa") continue;  // SHA-1 only in 1.10: refused anyway
-    if (libssh2_agent_userauth(agent, t.user.c_str(), identity) == 0) {
+    if (libssh2_agent_userauth(agent, t.endpoint.user.c_str(), identity) == 0) {
       libssh2_agent_disconnect(agent);
       return {};
     }
@@ -287,12 +287,12 @@ core::Result<std::unique_ptr<SshSession>> SshSession::connect(const SshTarget& t
                                                               ConnectCancel* cancel) {
   static std::once_flag once;
   std::call_once(once, [] { libssh2_init(0); });
-  if (!target.key.empty()) {
+  if (!target.endpoint.key.empty()) {
     // Refuse an RSA key before connecting: libssh2's own error (-18) reads like a wrong key.
-    TRY_ASSIGN(auto type, private_key_type(target.key));
+    TRY_ASSIGN(auto type, private_key_type(target.endpoint.key));
     if (type == "ssh-rsa")
       return fail(ErrorCode::invalid_argument,
-                  "the key " + target.key.string() + " is RSA, which this libssh2 (1.10) can "
+                  "the key " + target.endpoint.key.string() + " is RSA, which this libssh2 (1.10) can "
                   "only sign with SHA-1; current sshd refuses that",
                   "use an ed25519 key: ssh-keygen -t ed25519 -f ~/.autopod/id_ed25519 (or "
                   "remove ssh.key from config.yaml and autopod makes one)");
@@ -310,7 +310,7 @@ core::Result<std::unique_ptr<SshSession>> SshSession::connect(const SshTarget& t
   libssh2_session_method_pref(s->m_session, LIBSSH2_METHOD_HOSTKEY,
                               "ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,"
                               "ecdsa-sha2-nistp521,ssh-rsa");
-  std::string where = target.host + ":" + std::to_string(target.port);
+  std::string where = target.endpoint.host + ":" + std::to_string(target.endpoint.port);
   if (libssh2_session_handshake(s->m_session, s->m_socket) != 0)
     return fail(ErrorCode::network, "ssh handshake with " + where + " failed: " +
                                         last_error(s->m_session),

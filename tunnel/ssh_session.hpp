@@ -11,14 +11,12 @@
 #include <string>
 
 #include "core/result.hpp"
+#include "core/ssh_endpoint.hpp"
 
 namespace autopod::tunnel {
 
 struct SshTarget {
-  std::string host;
-  int port = 22;
-  std::string user = "root";
-  std::filesystem::path key;          // private key; empty: use ssh-agent
+  core::SshEndpoint endpoint;         // host, port, user, key (empty: use ssh-agent)
   std::filesystem::path known_hosts;  // pinned host keys (trust on first use)
   std::chrono::milliseconds timeout{15000};
 };

@@ -13,7 +13,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/home.hpp"
 #include "core/result.hpp"
+#include "core/ssh_endpoint.hpp"
 
 namespace autopod::tunnel {
 
@@ -33,10 +35,7 @@ struct TunnelSpec {
   std::string pod_id;
   std::string pod_name;
   std::string provider;
-  std::string host;  // the pod's direct SSH endpoint
-  int port = 22;
-  std::string user = "root";
-  std::filesystem::path key;  // empty: ssh-agent
+  core::SshEndpoint ssh;  // the pod's direct SSH endpoint and key (empty key: ssh-agent)
   std::vector<Forward> forwards = {Forward{}};
   std::uint32_t window_bytes = 8u << 20;  // receive window of each channel (data from the pod)
   std::string log_level = "info";
@@ -75,7 +74,7 @@ nlohmann::json to_json(const TunnelInfo& info);
 class TunnelManager {
  public:
   // `daemon_argv`: the command that runs run_tunnel_daemon() (autopod-tunneld).
-  TunnelManager(std::filesystem::path home, std::vector<std::string> daemon_argv);
+  TunnelManager(core::Home home, std::vector<std::string> daemon_argv);
 
   // Starts a daemon and returns once it has authenticated and listens on every forward, or
   // with the daemon's reason (auth refused, host key changed, port in use by PID..., pod
@@ -92,14 +91,14 @@ class TunnelManager {
   // Removes the entries whose daemon is gone; returns them.
   core::Result<std::vector<TunnelInfo>> cleanup();
 
-  std::filesystem::path state_file() const { return m_home / "tunnels.json"; }
+  std::filesystem::path state_file() const { return m_home.tunnels_json(); }
 
  private:
   // The recorded tunnels with liveness checked (dead: "dead"), without asking the daemons for
   // their stats: enough for start, ensure, stop and cleanup.
   core::Result<std::vector<TunnelInfo>> entries();
 
-  std::filesystem::path m_home;
+  core::Home m_home;
   std::vector<std::string> m_daemon_argv;
 };
 

@@ -48,10 +48,7 @@ core::Result<tunnel::TunnelSpec> tunnel_spec_for(Context& ctx, const providers::
   spec.pod_id = pod.id;
   spec.pod_name = pod.name;
   spec.provider = pod.provider;
-  spec.host = pod.ssh->host;
-  spec.port = pod.ssh->port;
-  spec.user = pod.ssh->user;
-  spec.key = pod.ssh->key;
+  spec.ssh = *pod.ssh;
   TRY(ctx.ensure_key(pod));
   spec.log_level = ctx.options().verbose ? "debug" : "info";
   spec.forwards.clear();
@@ -114,7 +111,7 @@ core::Status cmd_list(Context& ctx) {
   for (const auto& t : list) {
     std::string status = t.status;
     if (!t.last_error.empty() && t.status != "active") status += " (" + t.last_error + ")";
-    rows.push_back({t.id, t.spec.pod_name.empty() ? t.spec.host : t.spec.pod_name,
+    rows.push_back({t.id, t.spec.pod_name.empty() ? t.spec.ssh.host : t.spec.pod_name,
                     describe_forwards(t.spec), status, std::to_string(t.pid),
                     t.stats ? format_bytes(t.stats->bytes_to_pod) : "-",
                     t.stats ? format_bytes(t.stats->bytes_from_pod) : "-",

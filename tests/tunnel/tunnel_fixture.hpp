@@ -38,7 +38,7 @@ struct TunnelFixture : ::testing::Test {
     ASSERT_TRUE(sshd->authorize(key->public_key));
     ASSERT_TRUE(target.start());
     manager = std::make_unique<TunnelManager>(
-        home, std::vector<std::string>{testing::tunneld_binary()});
+        core::Home(home), std::vector<std::string>{testing::tunneld_binary()});
   }
   void TearDown() override {
     if (manager) (void)manager->stop_all();
@@ -48,10 +48,7 @@ struct TunnelFixture : ::testing::Test {
     tunnel::TunnelSpec s;
     s.pod_id = "pod1";
     s.pod_name = "comfy";
-    s.host = "127.0.0.1";
-    s.port = sshd->port();
-    s.user = sshd->user();
-    s.key = home / "id_ed25519";
+    s.ssh = {"127.0.0.1", sshd->port(), sshd->user(), home / "id_ed25519"};
     s.forwards = {{"127.0.0.1", local_port ? local_port : testing::free_port(), "127.0.0.1",
                    target.port()}};
     return s;

@@ -225,7 +225,7 @@ TEST_F(Tunnel, WrongKeyIsRefused) {
   auto other = core::ensure_ssh_key(dir / "other_key", true);
   ASSERT_TRUE(other);
   auto s = spec();
-  s.key = dir / "other_key";
+  s.ssh.key = dir / "other_key";
   auto t = manager->start(s);
   ASSERT_FALSE(t);
   EXPECT_EQ(t.error().code, ErrorCode::auth);
@@ -238,7 +238,7 @@ TEST_F(Tunnel, RsaKeyIsRefusedBeforeConnectingWithAWhy) {
                                  (dir / "rsa_key").string()});
   ASSERT_TRUE(made && made->exit_code == 0);
   auto s = spec();
-  s.key = dir / "rsa_key";
+  s.ssh.key = dir / "rsa_key";
   auto t = manager->start(s);
   ASSERT_FALSE(t);
   EXPECT_EQ(t.error().code, ErrorCode::invalid_argument);
@@ -278,7 +278,7 @@ TEST_F(Tunnel, HostKeyIsPinnedOnFirstUse) {
 
 TEST_F(Tunnel, UnreachableHostIsAClearError) {
   auto s = spec();
-  s.port = testing::free_port();  // nothing listens there
+  s.ssh.port = testing::free_port();  // nothing listens there
   auto t = manager->start(s);
   ASSERT_FALSE(t);
   EXPECT_EQ(t.error().code, ErrorCode::network);
@@ -357,7 +357,7 @@ TEST_F(Tunnel, AuthenticatesWithSshAgentWhenThereIsNoKeyFile) {
   std::string saved = old ? old : "";
   ::setenv("SSH_AUTH_SOCK", sock.c_str(), 1);  // the daemon inherits our environment
   auto s = spec();
-  s.key.clear();
+  s.ssh.key.clear();
   auto t = manager->start(s);
   if (saved.empty()) ::unsetenv("SSH_AUTH_SOCK");
   else ::setenv("SSH_AUTH_SOCK", saved.c_str(), 1);
