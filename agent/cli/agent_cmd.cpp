@@ -230,10 +230,12 @@ void add_agent_commands(CLI::App& app, Context& ctx, int& exit_code) {
   agent->add_option("--heartbeat-ms", f.heartbeat_ms, "SSE heartbeat interval (default 15000)")->group("");
   agent->add_option("--webhook-retry-ms", f.webhook_retry_ms, "first webhook retry delay (default 1000)")->group("");
   agent->add_option("--webhook-timeout-ms", f.webhook_timeout_ms, "one webhook attempt's limit (default 10000)")->group("");
-  agent->callback(run(ctx, exit_code, [&ctx, agent]() -> core::Status {
-    if (!agent->get_subcommands().empty()) return {};
-    return f.detach ? detach(ctx) : serve(ctx, f);
-  }));
+  // CLI11 runs this after a subcommand's callback: only serve when none was given, and leave
+  // the subcommand's exit code alone.
+  agent->callback([&ctx, &exit_code, agent] {
+    if (!agent->get_subcommands().empty()) return;
+    run(ctx, exit_code, [&ctx] { return f.detach ? detach(ctx) : serve(ctx, f); })();
+  });
 
   static bool webhook = false;
   auto* token = agent->add_subcommand("token", "print the agent's bearer token (made on first use)");

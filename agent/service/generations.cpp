@@ -149,9 +149,9 @@ core::Status Generations::follow(const Task& task, comfy::ComfyClient& client, c
 }
 
 void Generations::fail_task(const std::string& id, const core::Error& e) {
-  bool rejected = e.http_status == 400;
+  // A rejected workflow's message lists every node error, one per line: all of it goes in details.
   std::string first = e.message.substr(0, e.message.find('\n'));
-  json error = {{"message", rejected ? "comfyui rejected the workflow" : first},
+  json error = {{"message", first},
                 {"details", e.message + (e.hint.empty() ? "" : "\nhint: " + e.hint)},
                 {"nodeId", nullptr}, {"nodeType", nullptr}};
   m_store.update(id, [&](Task& t) -> const char* {
