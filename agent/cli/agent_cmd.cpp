@@ -132,7 +132,7 @@ core::Result<service::ServiceOptions> options_for(Context& ctx, const AgentFlags
 core::Status serve(Context& ctx, const AgentFlags& f) {
   TRY_ASSIGN(auto options, options_for(ctx, f));
   if (f.daemon_child) TRY(core::setup_logging(ctx.config().value()->log_level, options.home.logs() / "agent.log"));
-  else if (!ctx.options().verbose) TRY(core::setup_logging("info"));
+  else if (!ctx.options().verbose && !ctx.options().overrides.log_level) TRY(core::setup_logging("info"));
   bool loopback = options.address.rfind("127.", 0) == 0 || options.address == "::1" || options.address == "localhost";
   if (!loopback)
     std::cerr << "warning: listening on " << options.address
