@@ -71,7 +71,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void drain();
   void close();
 
-  void start_stream(const Request& req, const SseStart& sse);
+  void start_stream(const SseStart& sse);
   void push(std::string text, bool last);
   void write_next();
   void heartbeat();

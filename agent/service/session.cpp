@@ -118,7 +118,7 @@ void Session::dispatch(Request req) {
     routed = error_reply(500, "internal error", e.what());
   }
   if (auto* reply = std::get_if<Reply>(&routed)) return write(std::move(*reply), keep);
-  if (auto* sse = std::get_if<SseStart>(&routed)) return start_stream(req, *sse);
+  if (auto* sse = std::get_if<SseStart>(&routed)) return start_stream(*sse);
   auto job = std::get<Deferred>(std::move(routed));
   asio::post(m_server.blocking, [self = shared_from_this(), job = std::move(job), keep] {
     Reply r;

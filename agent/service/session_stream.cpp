@@ -15,8 +15,7 @@ std::string sse_text(const TaskEvent& e) {
 
 }  // namespace
 
-void Session::start_stream(const Request& req, const SseStart& sse) {
-  (void)req;
+void Session::start_stream(const SseStart& sse) {
   m_sse = true;
   m_task = sse.task_id;
   m_stream.expires_never();

@@ -144,6 +144,27 @@ TEST_F(ServiceTest, AStoppedServiceResumesItsRunOnTheNextStart) {
   EXPECT_EQ(call("GET", t["result"]["images"][0]["url"].get<std::string>()).status, 200);
 }
 
+TEST_F(ServiceTest, MaxRunningHoldsFurtherGenerationsUntilASlotFrees) {
+  options.max_running_per_pod = 1;
+  start_service();
+  fake.hold_queue(true);
+  std::string a = submit({{"workflow", testing::workflow("empty_image_api.json")}});
+  std::string b = submit({{"workflow", testing::workflow("empty_image_api.json")}});
+  auto prompts_of = [&](const std::string& id) {
+    return json::parse(*core::read_file(options.home.tasks() / (id + ".json")))["promptIds"].size();
+  };
+  ASSERT_TRUE(testing::wait_for_change(options.home.tasks(), [&] { return prompts_of(a) == 1; },
+                                       std::chrono::seconds(20)));
+  // b waits for a's slot while a waits in ComfyUI's held queue.
+  EXPECT_EQ(prompts_of(b), 0u);
+  EXPECT_EQ(fake.submitted().size(), 1u);
+  EXPECT_EQ(task(b)["status"], "queued");
+  fake.hold_queue(false);
+  EXPECT_EQ(follow(a).back().event, "completed");
+  EXPECT_EQ(follow(b).back().event, "completed");
+  EXPECT_EQ(fake.submitted().size(), 2u);
+}
+
 TEST_F(ServiceTest, FinishedTasksArePrunedWithTheirOutputs) {
   options.prune_after = std::chrono::milliseconds(0);
   options.prune_interval = std::chrono::milliseconds(50);
