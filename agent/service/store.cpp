@@ -198,9 +198,10 @@ std::vector<std::string> TaskStore::prune(TimePoint cutoff, const fs::path& outp
   }
   for (const auto& id : gone) {
     std::error_code ec;
-    fs::remove(m_dir / (id + ".json"), ec);
+    // The record goes last: while it exists, so may the rest.
     fs::remove_all(outputs / id, ec);
     fs::remove_all(m_dir / (id + ".inputs"), ec);
+    fs::remove(m_dir / (id + ".json"), ec);
   }
   return gone;
 }

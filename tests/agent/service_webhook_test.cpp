@@ -169,8 +169,15 @@ TEST_F(ServiceTest, FinishedTasksArePrunedWithTheirOutputs) {
   options.prune_after = std::chrono::milliseconds(0);
   options.prune_interval = std::chrono::milliseconds(50);
   start_service();
+  fake.hold_queue(true);  // a finished task may go at once: be subscribed before it finishes
   std::string id = submit({{"workflow", testing::workflow("empty_image_api.json")}});
-  EXPECT_EQ(follow(id).back().event, "completed");
+  SseReader sse(port(), "/v1/tasks/" + id + "/events", token);
+  ASSERT_EQ(sse.status(), 200);
+  fake.hold_queue(false);
+  std::string last;
+  while (auto e = sse.next()) last = e->event.empty() ? last : e->event;
+  EXPECT_EQ(last, "completed");
+  sse.close();
   ASSERT_TRUE(testing::wait_for_change(options.home.tasks(), [&] {
     return !std::filesystem::exists(options.home.tasks() / (id + ".json"));
   }, std::chrono::seconds(20)));
