@@ -108,7 +108,7 @@ core::Status Generations::run_fresh(const Task& task, const std::function<bool()
     }));
     m_store.update(task.id, [&](Task& t) -> const char* {
       t.prompt = request.prompt;
-      return nullptr;
+      return "";
     });
   }
   request.options.out_dir = out;
@@ -128,7 +128,7 @@ core::Status Generations::follow(const Task& task, comfy::ComfyClient& client, c
     m_store.update(id, [&](Task& t) -> const char* {
       if (std::find(t.prompt_ids.begin(), t.prompt_ids.end(), run.prompt_id) == t.prompt_ids.end())
         t.prompt_ids.push_back(run.prompt_id);
-      return nullptr;
+      return "";
     });
     bool is_cancelled;
     {

@@ -108,6 +108,8 @@ bool TaskStore::update(const std::string& id, const Change& change) {
     entry = it->second;
     Task& t = entry->task;
     const char* name = change(t);
+    if (!name) return true;  // nothing changed
+    if (!*name) name = nullptr;  // changed, without an event
     ++entry->version;
     if (name) {
       t.updated_at = std::chrono::system_clock::now();

@@ -28,7 +28,8 @@ struct TaskEvent {
 };
 
 using Subscriber = std::function<void(const TaskEvent&)>;
-using Change = std::function<const char*(Task&)>;  // returns the event to send, or nullptr
+// Returns the event to send, "" when the task changed without one, nullptr when it did not change.
+using Change = std::function<const char*(Task&)>;
 
 class TaskStore {
  public:
@@ -41,8 +42,9 @@ class TaskStore {
   std::optional<Task> get(const std::string& id) const;
   // Newest first.
   std::vector<Task> list() const;
-  // Applies `change` to the task; when it names an event, the event is recorded, handed to the
-  // subscribers and the listener, and the record written (progress at most once a second).
+  // Applies `change` to the task; when it names an event, the event is recorded and handed to
+  // the subscribers and the listener. A change is written to disk (progress at most once a
+  // second).
   // False for an unknown task.
   bool update(const std::string& id, const Change& change);
 
