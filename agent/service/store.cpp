@@ -16,7 +16,29 @@ constexpr std::size_t k_max_events = 1000;
 constexpr auto k_progress_write_interval = std::chrono::seconds(1);
 }  // namespace
 
-TaskStore::TaskStore(fs::path dir) : m_dir(std::move(dir)) {}
+TaskStore::TaskStore(fs::path dir) : m_dir(std::move(dir)), m_writer([this] { writer_loop(); }) {}
+
+TaskStore::~TaskStore() {
+  {
+    std::lock_guard lock(m_write_queue_mutex);
+    m_write_stop = true;
+  }
+  m_write_cv.notify_all();
+  m_writer.join();
+}
+
+void TaskStore::writer_loop() {
+  std::unique_lock lock(m_write_queue_mutex);
+  for (;;) {
+    m_write_cv.wait(lock, [&] { return m_write_stop || !m_write_queue.empty(); });
+    if (m_write_queue.empty()) return;
+    auto job = std::move(m_write_queue.begin()->second);
+    m_write_queue.erase(m_write_queue.begin());
+    lock.unlock();
+    write(std::get<0>(job), std::get<1>(job), std::get<2>(job));
+    lock.lock();
+  }
+}
 
 core::Status TaskStore::load() {
   TRY(core::ensure_dir(m_dir));
@@ -101,6 +123,7 @@ bool TaskStore::update(const std::string& id, const Change& change) {
   std::shared_ptr<Entry> entry;
   std::string text;
   std::uint64_t version = 0;
+  bool progress_only = false;
   {
     std::lock_guard lock(m_mutex);
     auto it = m_tasks.find(id);
@@ -121,14 +144,21 @@ bool TaskStore::update(const std::string& id, const Change& change) {
       if (m_listener) m_listener(t, ev);
     }
     auto now = std::chrono::steady_clock::now();
-    bool progress_only = name && std::string_view(name) == "progress";
+    progress_only = name && std::string_view(name) == "progress";
     if (!progress_only || now - entry->last_write >= k_progress_write_interval) {
       entry->last_write = now;
       text = record_text(*entry);
       version = entry->version;
     }
   }
-  if (version) write(entry, version, text);
+  if (!version) return true;
+  if (progress_only) {
+    std::lock_guard lock(m_write_queue_mutex);
+    m_write_queue[id] = {entry, version, std::move(text)};
+    m_write_cv.notify_one();
+  } else {
+    write(entry, version, text);
+  }
   return true;
 }
 

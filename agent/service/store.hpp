@@ -5,6 +5,9 @@
 // they must only queue the event (post it to a connection's strand, push it to a lane).
 
 #include <atomic>
+#include <condition_variable>
+#include <thread>
+#include <tuple>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -34,6 +37,7 @@ using Change = std::function<const char*(Task&)>;
 class TaskStore {
  public:
   explicit TaskStore(std::filesystem::path dir);
+  ~TaskStore();  // writes what is pending
 
   // Reads every record in the directory; unreadable ones are logged and skipped.
   core::Status load();
@@ -80,12 +84,19 @@ class TaskStore {
   // Writes the entry's record if `version` is newer than what is on disk (outside m_mutex).
   void write(const std::shared_ptr<Entry>& entry, std::uint64_t version, const std::string& text);
   std::string record_text(const Entry& entry) const;
+  // Progress records are written by this thread, so an fsync never holds up a run's events.
+  void writer_loop();
 
   std::filesystem::path m_dir;
   mutable std::mutex m_mutex;
   std::map<std::string, std::shared_ptr<Entry>> m_tasks;
   std::function<void(const Task&, const TaskEvent&)> m_listener;
   std::uint64_t m_next_token = 1;
+  std::mutex m_write_queue_mutex;
+  std::condition_variable m_write_cv;
+  std::map<std::string, std::tuple<std::shared_ptr<Entry>, std::uint64_t, std::string>> m_write_queue;
+  bool m_write_stop = false;
+  std::thread m_writer;
 };
 
 }  // namespace autopod::agent::service
