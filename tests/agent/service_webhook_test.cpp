@@ -112,7 +112,8 @@ TEST_F(ServiceTest, AFourHundredIsNotRetried) {
     auto a = call("GET", "/v1/tasks/" + id + "/webhooks").json()["attempts"];
     return std::any_of(a.begin(), a.end(), [](const json& x) { return x["event"] == "completed"; });
   }, std::chrono::seconds(20)));
-  for (const auto& x : call("GET", "/v1/tasks/" + id + "/webhooks").json()["attempts"]) {
+  json attempts = call("GET", "/v1/tasks/" + id + "/webhooks").json()["attempts"];
+  for (const auto& x : attempts) {
     EXPECT_EQ(x["outcome"], "failed");
     EXPECT_EQ(x["attempt"], 1);
   }
