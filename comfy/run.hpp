@@ -61,6 +61,14 @@ struct RunRequest {
   std::chrono::milliseconds watchdog{3000};
   std::chrono::milliseconds ping_interval{10000};
   int download_workers = 4;
+  // The WebSocket client id; empty: a fresh one. ComfyUI sends a prompt's events only to the
+  // client id that submitted it, so a service that follows its prompts again after a restart
+  // keeps the id.
+  std::string client_id;
+  // Prompt ids already queued under `client_id`, followed instead of submitting `prompt` (whose
+  // nodes still name the steps); `count` is ignored. Those that ended meanwhile are read from
+  // their history entries and their outputs downloaded.
+  std::vector<std::string> attach;
 };
 
 using Note = std::function<void(const std::string& line)>;
@@ -82,6 +90,11 @@ struct RunResult {
 struct RunHooks {
   // All of a run's outputs are on disk (benchmarks time this).
   std::function<void(const std::string& prompt_id)> on_outputs_saved;
+  // Each prompt once accepted (or attached), before any of its events is shown.
+  std::function<void(const RunState& run)> on_submitted;
+  // Asked between events: false stops following and run_workflow returns cancelled, leaving the
+  // prompts to run on the server.
+  std::function<bool()> keep_following;
 };
 
 // Submits and follows `request` (see runner.hpp for how). Fails only when the runs could not be

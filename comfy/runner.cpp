@@ -24,7 +24,7 @@ Runner::Runner(ComfyClient& client, const RunRequest& request, Display& display,
       m_options(request.options),
       m_display(display),
       m_hooks(hooks),
-      m_client_id("autopod-" + core::random_hex(16)),
+      m_client_id(request.client_id.empty() ? "autopod-" + core::random_hex(16) : request.client_id),
       // Reconnects of the event stream: quick at first (a proxy hiccup), at most every 5 s.
       m_backoff({std::chrono::milliseconds(250), std::chrono::milliseconds(5000), core::Jitter::none}) {}
 
@@ -51,6 +51,10 @@ core::Result<std::vector<RunResult>> Runner::run() {
       close();
       return fail(st.error());
     }
+    if (m_hooks.keep_following && !m_hooks.keep_following()) {
+      close();
+      return fail(ErrorCode::cancelled, "stopped following; the prompts keep running on the server");
+    }
     pump(std::chrono::milliseconds(100));
     housekeeping();
   }
@@ -73,6 +77,7 @@ core::Status Runner::check_timeout() {
 }
 
 core::Status Runner::submit_all() {
+  if (!m_request.attach.empty()) return attach_all();
   auto seeds = seed_inputs(m_request.prompt);
   std::uint64_t base_seed = 0;
   if (!seeds.empty()) base_seed = m_request.prompt[seeds[0].first]["inputs"][seeds[0].second].get<std::uint64_t>();
@@ -101,6 +106,7 @@ core::Status Runner::submit_all() {
     run.state.submitted = now();
     m_index[run.state.prompt_id] = m_runs.size();
     m_runs.push_back(std::move(run));
+    if (m_hooks.on_submitted) m_hooks.on_submitted(m_runs.back().state);
     m_display.message("queued run " + std::to_string(i + 1) + "/" + std::to_string(m_options.count) +
                       " as prompt " + submitted->prompt_id);
     // Follow the runs already queued while the others are submitted: their events are waiting.
@@ -109,6 +115,24 @@ core::Status Runner::submit_all() {
       m_io.poll();
     }
   }
+  return {};
+}
+
+core::Status Runner::attach_all() {
+  auto infos = node_infos(m_request.prompt);
+  for (const auto& id : m_request.attach) {
+    Run run;
+    run.state.prompt_id = id;
+    run.state.index = static_cast<int>(m_runs.size()) + 1;
+    run.state.count = static_cast<int>(m_request.attach.size());
+    run.state.nodes = infos;
+    run.state.submitted = now();
+    m_index[id] = m_runs.size();
+    m_runs.push_back(std::move(run));
+    if (m_hooks.on_submitted) m_hooks.on_submitted(m_runs.back().state);
+  }
+  // Ask at once: some may have ended while nobody listened.
+  m_reconcile_due = true;
   return {};
 }
 

@@ -85,6 +85,7 @@ class Runner {
   time_point now() const { return m_http.clock().now(); }
   core::Status check_timeout();
   core::Status submit_all();
+  core::Status attach_all();
   std::vector<RunResult> results();
 
   // runner_socket.cpp

@@ -119,6 +119,8 @@ void ComfyFake::Impl::send_event(const std::string& cid,
       it->second->drop();
   }
   std::string text = json{{"type", type}, {"data", data}}.dump();
+  if (event_sent)
+    event_sent(type, data);
   if (cid.empty()) {
     if (spray)
       broadcast_text(text);
@@ -269,6 +271,11 @@ void ComfyFake::drop_socket_before(const std::string& event_type) {
 void ComfyFake::interrupt_at_step(int step) {
   std::lock_guard lock(m_impl->mutex);
   m_impl->interrupt_step = step;
+}
+
+void ComfyFake::on_event_sent(std::function<void(const std::string&, const nlohmann::json&)> f) {
+  std::lock_guard lock(m_impl->mutex);
+  m_impl->event_sent = std::move(f);
 }
 
 void ComfyFake::success_before_history(bool on) {

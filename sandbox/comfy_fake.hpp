@@ -23,6 +23,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -69,6 +70,9 @@ class ComfyFake {
   void escaping_output_names(bool on);
   // Interrupt the running prompt when its sampler reaches this step, as another client would.
   void interrupt_at_step(int step);
+  // Called with each per-prompt event (type, data) just before it is sent, on the fake's thread
+  // and under its lock: for benchmarks that time what follows a frame. Keep it quick.
+  void on_event_sent(std::function<void(const std::string& type, const nlohmann::json& data)> f);
   // Stop and start again on the same port: connections cut, queue, history and temp files lost.
   core::Status restart();
 

@@ -231,6 +231,7 @@ struct ComfyFake::Impl {
   std::vector<json> submitted;
   int ws_connections = 0;
   std::map<std::string, std::chrono::steady_clock::time_point> success_times;
+  std::function<void(const std::string&, const json&)> event_sent;
   // Node output cache: node id -> the key its inputs made, and an output node's UI dict.
   std::map<std::string, std::string> cache_keys;
   std::map<std::string, json> ui_cache;

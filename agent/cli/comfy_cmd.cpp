@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "agent/cli/commands.hpp"
+#include "agent/comfy_target.hpp"
 #include "comfy/client.hpp"
 #include "comfy/run.hpp"
 #include "core/http.hpp"
@@ -17,33 +18,14 @@ namespace {
 using core::ErrorCode;
 using nlohmann::json;
 
-struct Target {
-  std::string pod;
-  std::string url;
-  bool no_tunnel = false;
-  int local_port = 8188;
-  int remote_port = 0;  // 0: the pod's ComfyUI port (8188, or hosts.<name>.comfy_port)
+struct Target : ComfyTarget {
   int timeout_secs = 60;
 };
 
 // The ComfyUI to talk to: --url as given; otherwise the pod's, through a tunnel that is reused,
 // replaced or started as needed ("ensure tunnel"), or assumed already there with --no-tunnel.
 core::Result<std::unique_ptr<comfy::ComfyClient>> client_for(Context& ctx, const Target& t) {
-  std::string url = t.url;
-  if (url.empty() && t.no_tunnel) url = "http://127.0.0.1:" + std::to_string(t.local_port);
-  if (url.empty()) {
-    TRY_ASSIGN(auto provider, ctx.provider());
-    TRY_ASSIGN(auto pod, providers::find_pod(*provider, t.pod));
-    int remote = t.remote_port != 0 ? t.remote_port : pod.comfy_port;
-    TRY_ASSIGN(auto spec, tunnel_spec_for(ctx, pod,
-                                          {std::to_string(t.local_port) + ":" + std::to_string(remote)},
-                                          "127.0.0.1"));
-    TRY_ASSIGN(auto tunnels, ctx.tunnels());
-    bool reused = false;
-    TRY_ASSIGN(auto info, tunnels->ensure(spec, &reused));
-    if (!reused) std::cerr << "started tunnel " << info.id << " to " << pod.name << "\n";
-    url = "http://127.0.0.1:" + std::to_string(t.local_port);
-  }
+  TRY_ASSIGN(auto url, comfy_url_for(ctx, t, [](const std::string& line) { std::cerr << line << "\n"; }));
   TRY_ASSIGN(auto client, comfy::ComfyClient::connect(url, core::make_curl_transport, core::system_clock()));
   return std::make_unique<comfy::ComfyClient>(std::move(client));
 }

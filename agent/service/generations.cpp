@@ -1,0 +1,165 @@
+// Generations: following a task's run to its outputs, cancelling, and the per-pod limit (see
+// generations.hpp).
+
+#include "agent/service/generations.hpp"
+
+#include "comfy/workflow.hpp"
+#include "core/http.hpp"
+#include "core/log.hpp"
+
+namespace autopod::agent::service {
+
+namespace fs = std::filesystem;
+using core::ErrorCode;
+using core::fail;
+using nlohmann::json;
+
+Generations::Generations(TaskStore& store, PodAccess& pods, const ServiceOptions& options)
+    : m_store(store), m_pods(pods), m_options(options), m_steps(options.step_names) {}
+
+Generations::~Generations() { stop(); }
+
+void Generations::start(const std::string& id) {
+  std::lock_guard lock(m_mutex);
+  if (m_stopping) return;
+  for (const auto& done : m_done) {
+    auto it = m_threads.find(done);
+    if (it != m_threads.end()) {
+      it->second.join();
+      m_threads.erase(it);
+    }
+  }
+  m_done.clear();
+  if (m_threads.count(id)) return;
+  m_threads[id] = std::thread([this, id] {
+    run(id);
+    std::lock_guard l(m_mutex);
+    m_done.push_back(id);
+  });
+}
+
+void Generations::stop() {
+  std::map<std::string, std::thread> threads;
+  {
+    std::lock_guard lock(m_mutex);
+    m_stopping = true;
+    threads.swap(m_threads);
+  }
+  m_cv.notify_all();
+  for (auto& [id, t] : threads) t.join();
+}
+
+bool Generations::cancelled(const std::string& id) {
+  std::lock_guard lock(m_mutex);
+  return m_stopping || m_cancelled.count(id);
+}
+
+bool Generations::acquire_slot(const std::string& pod, const std::string& id) {
+  if (m_options.max_running_per_pod <= 0) return true;
+  std::unique_lock lock(m_mutex);
+  m_cv.wait(lock, [&] {
+    return m_stopping || m_cancelled.count(id) || m_running[pod] < m_options.max_running_per_pod;
+  });
+  if (m_stopping || m_cancelled.count(id)) return false;
+  ++m_running[pod];
+  return true;
+}
+
+void Generations::release_slot(const std::string& pod) {
+  if (m_options.max_running_per_pod <= 0) return;
+  {
+    std::lock_guard lock(m_mutex);
+    --m_running[pod];
+  }
+  m_cv.notify_all();
+}
+
+void Generations::run(const std::string& id) {
+  auto task = m_store.get(id);
+  if (!task || is_final(task->status)) return;
+  auto keep = [this, id] { return !cancelled(id); };
+  if (!acquire_slot(task->pod, id)) return;
+  auto st = run_fresh(*task, keep);
+  release_slot(task->pod);
+  if (!st && !cancelled(id)) fail_task(id, st.error());
+}
+
+core::Status Generations::run_fresh(const Task& task, const std::function<bool()>& keep) {
+  TRY_ASSIGN(auto url, m_pods.comfy_url(task.pod));
+  TRY_ASSIGN(auto client, comfy::ComfyClient::connect(url, core::make_curl_transport, core::system_clock()));
+  comfy::RunRequest request;
+  fs::path out = m_options.home.outputs() / task.id;
+  if (!task.prompt_ids.empty()) {
+    // Submitted before a restart: follow those prompts again; outputs are fetched anew.
+    std::error_code ec;
+    fs::remove_all(out, ec);
+    request.prompt = task.prompt;
+    request.attach = task.prompt_ids;
+  } else {
+    const json& r = task.request;
+    TRY_ASSIGN(auto source, workflow_source(r.at("workflow"), m_options.home.workflows(),
+                                            m_options.home.tasks() / (task.id + ".inputs")));
+    comfy::RunOptions options;
+    options.sets = r.value("set", std::vector<std::string>{});
+    for (const auto& p : r.value("inputs", std::vector<std::string>{})) options.inputs.emplace_back(p);
+    options.count = r.value("count", 1);
+    TRY_ASSIGN(request, comfy::prepare_run(client, source, options, [&](const std::string& line) {
+      core::logger("agent")->info("task {}: {}", task.id, line);
+    }));
+    m_store.update(task.id, [&](Task& t) -> const char* {
+      t.prompt = request.prompt;
+      return "";
+    });
+  }
+  request.options.out_dir = out;
+  request.client_id = task.client_id;
+  request.download_workers = 1;
+  request.watchdog = m_options.comfy_watchdog;
+  if (!keep()) return {};
+  return follow(task, client, request, keep);
+}
+
+core::Status Generations::follow(const Task& task, comfy::ComfyClient& client, const comfy::RunRequest& request,
+                                 const std::function<bool()>& keep) {
+  comfy::RunHooks hooks;
+  hooks.keep_following = keep;
+  std::string base = client.base_url();
+  hooks.on_submitted = [this, id = task.id, base](const comfy::RunState& run) {
+    m_store.update(id, [&](Task& t) -> const char* {
+      if (std::find(t.prompt_ids.begin(), t.prompt_ids.end(), run.prompt_id) == t.prompt_ids.end())
+        t.prompt_ids.push_back(run.prompt_id);
+      return "";
+    });
+    bool is_cancelled;
+    {
+      std::lock_guard lock(m_mutex);
+      is_cancelled = m_cancelled.count(id) > 0;
+    }
+    // Cancelled while it was being submitted: take it back at once.
+    if (auto c = comfy::ComfyClient::connect(base, core::make_curl_transport, core::system_clock()); is_cancelled && c) {
+      (void)c->cancel({run.prompt_id});
+      (void)c->interrupt(run.prompt_id);
+    }
+  };
+  TaskDisplay display(m_store, task.id, m_steps);
+  auto results = comfy::run_workflow(client, request, display, hooks);
+  if (!keep()) return {};
+  finish(task.id, request, results);
+  return {};
+}
+
+void Generations::fail_task(const std::string& id, const core::Error& e) {
+  // A rejected workflow's message lists every node error, one per line: all of it goes in details.
+  std::string first = e.message.substr(0, e.message.find('\n'));
+  json error = {{"message", first},
+                {"details", e.message + (e.hint.empty() ? "" : "\nhint: " + e.hint)},
+                {"nodeId", nullptr}, {"nodeType", nullptr}};
+  m_store.update(id, [&](Task& t) -> const char* {
+    if (is_final(t.status)) return nullptr;
+    t.status = TaskStatus::error;
+    t.error = error;
+    return "error";
+  });
+}
+
+}  // namespace autopod::agent::service
