@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "agent/cli/commands.hpp"
+#include "agent/maintain/maintain.hpp"
 #include "comfy/client.hpp"
 #include "comfy/run.hpp"
 #include "core/http.hpp"
@@ -42,6 +43,9 @@ core::Result<std::unique_ptr<comfy::ComfyClient>> client_for(Context& ctx, const
     bool reused = false;
     TRY_ASSIGN(auto info, tunnels->ensure(spec, &reused));
     if (!reused) std::cerr << "started tunnel " << info.id << " to " << pod.name << "\n";
+    // autopod using the pod keeps it from being taken for idle by `autopod maintain`.
+    TRY_ASSIGN(auto cfg, ctx.config());
+    (void)maintain::record_activity(cfg->home, pod.id, maintain::now());
     url = "http://127.0.0.1:" + std::to_string(t.local_port);
   }
   TRY_ASSIGN(auto client, comfy::ComfyClient::connect(url, core::make_curl_transport, core::system_clock()));
