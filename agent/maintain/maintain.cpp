@@ -163,6 +163,27 @@ void act(Context& ctx, const Settings& settings, const Options& options, Seen& s
   }
 }
 
+// Pods pods.json remembers as up that the provider no longer lists: reported, nothing to do
+// (their tunnels were stopped above).
+void add_gone(Context& ctx, const std::vector<Pod>& listed, Report& report) {
+  auto records = ctx.records();
+  if (!records) return;
+  auto all = (*records)->all();
+  if (!all) return;
+  for (const auto& r : *all) {
+    bool listed_now = std::any_of(listed.begin(), listed.end(), [&](const Pod& p) { return p.id == r.id; });
+    if (r.id.empty() || r.status == "down" || listed_now || r.provider != ctx.provider().value()->name())
+      continue;
+    PodReport gone;
+    gone.id = r.id;
+    gone.name = r.name;
+    gone.status = "gone";
+    gone.comfyui = "unknown";
+    gone.reason = "in pods.json, but " + r.provider + " no longer lists it";
+    report.pods.push_back(std::move(gone));
+  }
+}
+
 }  // namespace
 
 WallTime now() {
@@ -206,6 +227,7 @@ core::Result<Report> run(Context& ctx, const Options& options) {
     act(ctx, settings, options, s, memory[s.pod.id], report, t);
     report.pods.push_back(std::move(s.report));
   }
+  add_gone(ctx, *listed, report);
   for (const auto& line : report.tunnels)
     if (!options.dry_run) (void)append_log(cfg->home, t, "tunnels: " + line);
   // Forget pods that are gone, except what they cost today (it counts toward the budget).

@@ -115,6 +115,13 @@ TEST_F(MaintainCli, DeadTunnelIsRestartedAndStaleEntriesRemoved) {
   doc["tunnels"][old_id] = dead;
   doc["tunnels"]["t-stale"] = stale;
   ASSERT_TRUE(core::write_file_atomic(state, doc.dump(), 0600));
+  // pods.json also remembers that pod as up.
+  auto pods = pods_json();
+  json record = pods["pods"].begin().value();
+  record["name"] = "gone";
+  record["id"] = "gone-pod";
+  pods["pods"]["runpod/gone"] = record;
+  ASSERT_TRUE(core::write_file_atomic(dir / "home" / "pods.json", pods.dump(), 0600));
   auto ran = maintain(0);
   EXPECT_RUN(ran, 0);
   auto report = json::parse(ran.out);
@@ -126,6 +133,7 @@ TEST_F(MaintainCli, DeadTunnelIsRestartedAndStaleEntriesRemoved) {
   EXPECT_EQ(tunnels[0]["spec"]["forwards"], recorded["spec"]["forwards"]);
   // ComfyUI answers through the restarted tunnel.
   EXPECT_EQ(line_of(ran, "tunneled")["comfyui"], "up") << ran.out;
+  EXPECT_EQ(line_of(ran, "gone")["status"], "gone") << ran.out;
 }
 
 }  // namespace
