@@ -2,11 +2,11 @@
 
 #include "agent/maintain/decide.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <ctime>
-
-#include <fmt/format.h>
 
 namespace autopod::agent::maintain {
 
@@ -46,22 +46,32 @@ std::optional<Epoch> parse_utc(const std::string& text) {
 
 std::string to_string(Health health) {
   switch (health) {
-    case Health::up: return "up";
-    case Health::down: return "down";
-    case Health::starting: return "starting";
-    case Health::not_running: return "not running";
-    case Health::no_tunnel: return "no tunnel";
-    case Health::unknown: return "unknown";
+    case Health::up:
+      return "up";
+    case Health::down:
+      return "down";
+    case Health::starting:
+      return "starting";
+    case Health::not_running:
+      return "not running";
+    case Health::no_tunnel:
+      return "no tunnel";
+    case Health::unknown:
+      return "unknown";
   }
   return "unknown";
 }
 
 std::string to_string(Teardown t) {
   switch (t) {
-    case Teardown::none: return "none";
-    case Teardown::down: return "down";
-    case Teardown::stop: return "stop";
-    case Teardown::notify: return "notify";
+    case Teardown::none:
+      return "none";
+    case Teardown::down:
+      return "down";
+    case Teardown::stop:
+      return "stop";
+    case Teardown::notify:
+      return "notify";
   }
   return "none";
 }
@@ -69,7 +79,8 @@ std::string to_string(Teardown t) {
 Settings settings_from(const core::MaintainConfig& c) {
   Settings s;
   s.idle_minutes = c.idle_minutes;
-  for (const auto& [name, minutes] : c.pod_idle_minutes) s.pod_idle_minutes[name] = std::atoi(minutes.c_str());
+  for (const auto& [name, minutes] : c.pod_idle_minutes)
+    s.pod_idle_minutes[name] = std::atoi(minutes.c_str());
   s.idle_action = c.idle_action;
   s.grace_minutes = c.grace_minutes;
   s.comfy_down_minutes = c.comfy_down_minutes;
@@ -84,11 +95,14 @@ int idle_limit(const Settings& settings, const std::string& name) {
   return it != settings.pod_idle_minutes.end() ? it->second : settings.idle_minutes;
 }
 
-Teardown resolve_action(const std::string& action, const providers::Pod& pod,
+Teardown resolve_action(const std::string& action,
+                        const providers::Pod& pod,
                         const providers::Capabilities& caps) {
-  if (action == "notify") return Teardown::notify;
+  if (action == "notify")
+    return Teardown::notify;
   bool down = action == "down" || (action == "auto" && !pod.volume_id.empty());
-  if (down && !pod.volume_id.empty() && caps.terminate) return Teardown::down;
+  if (down && !pod.volume_id.empty() && caps.terminate)
+    return Teardown::down;
   return caps.stop_start ? Teardown::stop : Teardown::notify;
 }
 
@@ -101,8 +115,10 @@ double account_spend(PodMemory& memory, const providers::Pod& pod, WallTime now)
   Epoch t = to_epoch(now);
   if (pod.status == providers::PodStatus::running) {
     Epoch from = std::max(local_midnight(now), memory.last_seen);
-    if (auto created = parse_utc(pod.created_at)) from = std::max(from, *created);
-    if (t > from) memory.running_secs += static_cast<double>(t - from);
+    if (auto created = parse_utc(pod.created_at))
+      from = std::max(from, *created);
+    if (t > from)
+      memory.running_secs += static_cast<double>(t - from);
   }
   memory.cost_per_hr = pod.cost_per_hr;
   memory.last_seen = t;
@@ -110,25 +126,36 @@ double account_spend(PodMemory& memory, const providers::Pod& pod, WallTime now)
   return memory.running_secs / 3600.0 * memory.cost_per_hr;
 }
 
-std::optional<double> account_idle(PodMemory& memory, const ComfyView& comfy,
-                                   std::optional<Epoch> autopod_activity, WallTime now) {
+std::optional<double> account_idle(PodMemory& memory,
+                                   const ComfyView& comfy,
+                                   std::optional<Epoch> autopod_activity,
+                                   WallTime now) {
   Epoch t = to_epoch(now);
-  if (autopod_activity) memory.last_activity = std::max(memory.last_activity, *autopod_activity);
-  if (comfy.health != Health::up) return std::nullopt;
+  if (autopod_activity)
+    memory.last_activity = std::max(memory.last_activity, *autopod_activity);
+  if (comfy.health != Health::up)
+    return std::nullopt;
   bool busy = comfy.running + comfy.pending > 0;
   bool grew = comfy.history_sig != memory.history_sig;
   // First look: nothing to compare with, so the pod counts as active now.
-  if (busy || grew || memory.last_activity == 0) memory.last_activity = t;
+  if (busy || grew || memory.last_activity == 0)
+    memory.last_activity = t;
   memory.history_sig = comfy.history_sig;
   return static_cast<double>(std::max<Epoch>(0, t - memory.last_activity)) / 60.0;
 }
 
-bool idle_due(const Settings& settings, const providers::Pod& pod, const PodMemory& memory,
-              std::optional<double> idle_minutes, WallTime now, std::string& why) {
+bool idle_due(const Settings& settings,
+              const providers::Pod& pod,
+              const PodMemory& memory,
+              std::optional<double> idle_minutes,
+              WallTime now,
+              std::string& why) {
   int limit = idle_limit(settings, pod.name);
-  if (limit <= 0 || !idle_minutes) return false;
+  if (limit <= 0 || !idle_minutes)
+    return false;
   Epoch born = memory.first_seen;
-  if (auto created = parse_utc(pod.created_at)) born = *created;
+  if (auto created = parse_utc(pod.created_at))
+    born = *created;
   double age = static_cast<double>(to_epoch(now) - born) / 60.0;
   if (age < settings.grace_minutes) {
     if (*idle_minutes >= limit)
@@ -136,30 +163,38 @@ bool idle_due(const Settings& settings, const providers::Pod& pod, const PodMemo
                         settings.grace_minutes);
     return false;
   }
-  if (*idle_minutes < limit) return false;
+  if (*idle_minutes < limit)
+    return false;
   why = fmt::format("idle {:.0f} min (limit {} min)", *idle_minutes, limit);
   return true;
 }
 
-bool restart_due(const Settings& settings, PodMemory& memory, const ComfyView& comfy,
-                 WallTime now, std::string& why) {
+bool restart_due(const Settings& settings,
+                 PodMemory& memory,
+                 const ComfyView& comfy,
+                 WallTime now,
+                 std::string& why) {
   Epoch t = to_epoch(now);
   if (comfy.health != Health::down) {
     // Starting, stopped or up: not down. Unknown (the tunnel itself is not there): no change.
-    if (comfy.health != Health::unknown && comfy.health != Health::no_tunnel) memory.comfy_down_since = 0;
+    if (comfy.health != Health::unknown && comfy.health != Health::no_tunnel)
+      memory.comfy_down_since = 0;
     return false;
   }
-  if (memory.comfy_down_since == 0) memory.comfy_down_since = t;
+  if (memory.comfy_down_since == 0)
+    memory.comfy_down_since = t;
   double down_min = static_cast<double>(t - memory.comfy_down_since) / 60.0;
   if (down_min < settings.comfy_down_minutes) {
-    why = fmt::format("comfyui down {:.0f} min (grace {} min)", down_min, settings.comfy_down_minutes);
+    why = fmt::format("comfyui down {:.0f} min (grace {} min)", down_min,
+                      settings.comfy_down_minutes);
     return false;
   }
   if (settings.restart_command.empty()) {
     why = fmt::format("comfyui down {:.0f} min; no maintain.restart_command configured", down_min);
     return false;
   }
-  why = fmt::format("comfyui down {:.0f} min (grace {} min)", down_min, settings.comfy_down_minutes);
+  why =
+      fmt::format("comfyui down {:.0f} min (grace {} min)", down_min, settings.comfy_down_minutes);
   return true;
 }
 

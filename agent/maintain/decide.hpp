@@ -4,10 +4,9 @@
 
 #include <cstdint>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
-
-#include <nlohmann/json.hpp>
 
 #include "agent/maintain/maintain.hpp"
 #include "core/config.hpp"
@@ -28,19 +27,28 @@ std::optional<Epoch> parse_utc(const std::string& text);
 struct PodMemory {
   std::string name;
   Epoch first_seen = 0;
-  Epoch last_activity = 0;    // ComfyUI busy, its history grew, or an autopod command used it
-  std::string history_sig;    // the newest history entries' ids, to see growth
-  Epoch comfy_down_since = 0; // 0: not seen down
-  Epoch restarted_at = 0;     // the restart command last ran
-  std::string day;            // the local day running_secs is for
-  double running_secs = 0;    // running time seen that day
+  Epoch last_activity = 0;     // ComfyUI busy, its history grew, or an autopod command used it
+  std::string history_sig;     // the newest history entries' ids, to see growth
+  Epoch comfy_down_since = 0;  // 0: not seen down
+  Epoch restarted_at = 0;      // the restart command last ran
+  std::string day;             // the local day running_secs is for
+  double running_secs = 0;     // running time seen that day
   double cost_per_hr = 0;
   Epoch last_seen = 0;
   std::string last_status;
 };
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(PodMemory, name, first_seen, last_activity,
-                                                history_sig, comfy_down_since, restarted_at, day,
-                                                running_secs, cost_per_hr, last_seen, last_status)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(PodMemory,
+                                                name,
+                                                first_seen,
+                                                last_activity,
+                                                history_sig,
+                                                comfy_down_since,
+                                                restarted_at,
+                                                day,
+                                                running_secs,
+                                                cost_per_hr,
+                                                last_seen,
+                                                last_status)
 
 enum class Health { up, down, starting, not_running, no_tunnel, unknown };
 std::string to_string(Health health);
@@ -75,7 +83,8 @@ std::string to_string(Teardown t);
 // What an action amounts to for this pod: auto is down with a volume, else stop. A pod without
 // a volume is never terminated (its disk would be lost): down becomes stop. What the provider
 // cannot do becomes notify.
-Teardown resolve_action(const std::string& action, const providers::Pod& pod,
+Teardown resolve_action(const std::string& action,
+                        const providers::Pod& pod,
                         const providers::Capabilities& caps);
 
 // Adds the running time since the last look to `memory` (reset at local midnight) and returns
@@ -85,16 +94,25 @@ double account_spend(PodMemory& memory, const providers::Pod& pod, WallTime now)
 
 // Updates the last activity from ComfyUI (queue, history growth) and autopod's own record;
 // returns the idle minutes, or nullopt when ComfyUI could not be read.
-std::optional<double> account_idle(PodMemory& memory, const ComfyView& comfy,
-                                   std::optional<Epoch> autopod_activity, WallTime now);
+std::optional<double> account_idle(PodMemory& memory,
+                                   const ComfyView& comfy,
+                                   std::optional<Epoch> autopod_activity,
+                                   WallTime now);
 
 // True when the pod is idle past its limit and old enough; `why` says why (or why not).
-bool idle_due(const Settings& settings, const providers::Pod& pod, const PodMemory& memory,
-              std::optional<double> idle_minutes, WallTime now, std::string& why);
+bool idle_due(const Settings& settings,
+              const providers::Pod& pod,
+              const PodMemory& memory,
+              std::optional<double> idle_minutes,
+              WallTime now,
+              std::string& why);
 
 // Tracks ComfyUI being down; true when the restart command is due now (down past the grace,
 // and not already restarted within it).
-bool restart_due(const Settings& settings, PodMemory& memory, const ComfyView& comfy,
-                 WallTime now, std::string& why);
+bool restart_due(const Settings& settings,
+                 PodMemory& memory,
+                 const ComfyView& comfy,
+                 WallTime now,
+                 std::string& why);
 
 }  // namespace autopod::agent::maintain

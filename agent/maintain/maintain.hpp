@@ -5,11 +5,10 @@
 // ComfyUI itself, and a daily spend guard. Never acts on a pod it cannot see clearly.
 
 #include <chrono>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "agent/context.hpp"
 #include "core/home.hpp"
@@ -27,7 +26,7 @@ WallTime now();
 core::Status record_activity(const core::Home& home, const std::string& pod_id, WallTime when);
 
 struct Options {
-  bool dry_run = false;                   // decide and report, change nothing
+  bool dry_run = false;                       // decide and report, change nothing
   std::chrono::seconds provider_timeout{60};  // bounds the provider's calls and their retries
   std::chrono::seconds comfy_timeout{10};     // each ComfyUI request
 };
@@ -42,11 +41,11 @@ struct PodReport {
   std::optional<int> queue_running;
   std::optional<int> queue_pending;
   std::optional<double> idle_minutes;
-  double spend_today = 0;                // USD since local midnight
-  std::string decision = "none";         // none, down, stop, notify, restart-comfyui, no-decision
-  std::string reason;                    // why (or why not)
-  std::vector<std::string> did;          // what was done (or would be, with --dry-run)
-  std::string error;                     // what failed while acting, or why no decision
+  double spend_today = 0;         // USD since local midnight
+  std::string decision = "none";  // none, down, stop, notify, restart-comfyui, no-decision
+  std::string reason;             // why (or why not)
+  std::vector<std::string> did;   // what was done (or would be, with --dry-run)
+  std::string error;              // what failed while acting, or why no decision
 };
 
 struct Report {
@@ -55,10 +54,10 @@ struct Report {
   double spend_today = 0;            // all pods, this local day
   double daily_budget = 0;           // 0: off
   bool over_budget = false;
-  bool unclear = false;              // some pod got no decision (provider error, 429, timeout)
-  bool action_failed = false;        // an action was decided but failed
+  bool unclear = false;        // some pod got no decision (provider error, 429, timeout)
+  bool action_failed = false;  // an action was decided but failed
   bool dry_run = false;
-  std::string error;                 // why no pod got a decision (the provider could not list)
+  std::string error;  // why no pod got a decision (the provider could not list)
 };
 
 nlohmann::json to_json(const Report& report);

@@ -22,9 +22,11 @@ using nlohmann::json;
 core::Result<std::map<std::string, PodMemory>> load_memory(const core::Home& home) {
   TRY_ASSIGN(auto doc, core::StateFile(home.maintain_state()).read());
   std::map<std::string, PodMemory> pods;
-  if (!doc.contains("pods") || !doc["pods"].is_object()) return pods;
+  if (!doc.contains("pods") || !doc["pods"].is_object())
+    return pods;
   try {
-    for (const auto& [id, j] : doc["pods"].items()) pods[id] = j.get<PodMemory>();
+    for (const auto& [id, j] : doc["pods"].items())
+      pods[id] = j.get<PodMemory>();
   } catch (const json::exception& e) {
     return core::fail(ErrorCode::protocol,
                       home.maintain_state().string() + ": unexpected shape: " + e.what(),
@@ -36,7 +38,8 @@ core::Result<std::map<std::string, PodMemory>> load_memory(const core::Home& hom
 core::Status save_memory(const core::Home& home, const std::map<std::string, PodMemory>& pods) {
   TRY(core::ensure_dir(home.root()));
   json out = json::object();
-  for (const auto& [id, m] : pods) out[id] = m;
+  for (const auto& [id, m] : pods)
+    out[id] = m;
   TRY(core::StateFile(home.maintain_state()).update([&](json& doc) -> core::Status {
     doc["pods"] = out;
     return {};
@@ -47,9 +50,11 @@ core::Status save_memory(const core::Home& home, const std::map<std::string, Pod
 core::Result<std::map<std::string, Epoch>> load_activity(const core::Home& home) {
   TRY_ASSIGN(auto doc, core::StateFile(home.activity()).read());
   std::map<std::string, Epoch> out;
-  if (!doc.contains("pods") || !doc["pods"].is_object()) return out;
+  if (!doc.contains("pods") || !doc["pods"].is_object())
+    return out;
   for (const auto& [id, j] : doc["pods"].items())
-    if (j.is_object() && j.contains("at") && j["at"].is_number_integer()) out[id] = j["at"].get<Epoch>();
+    if (j.is_object() && j.contains("at") && j["at"].is_number_integer())
+      out[id] = j["at"].get<Epoch>();
   return out;
 }
 
@@ -85,17 +90,21 @@ core::Result<std::optional<RunLock>> RunLock::try_acquire(const core::Home& home
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
     int err = errno;
     ::close(fd);
-    if (err == EWOULDBLOCK) return std::optional<RunLock>();
+    if (err == EWOULDBLOCK)
+      return std::optional<RunLock>();
     return core::fail(ErrorCode::io,
                       "cannot lock " + home.maintain_lock().string() + ": " + std::strerror(err));
   }
   return std::optional<RunLock>(RunLock(fd));
 }
 
-RunLock::RunLock(RunLock&& other) noexcept : m_fd(other.m_fd) { other.m_fd = -1; }
+RunLock::RunLock(RunLock&& other) noexcept : m_fd(other.m_fd) {
+  other.m_fd = -1;
+}
 
 RunLock::~RunLock() {
-  if (m_fd >= 0) ::close(m_fd);
+  if (m_fd >= 0)
+    ::close(m_fd);
 }
 
 }  // namespace autopod::agent::maintain

@@ -46,7 +46,8 @@ std::string name_of(const TunnelInfo& t) {
 // Restarts a dead tunnel with the forwards it had, to the pod's current endpoint.
 core::Result<std::string> restart_tunnel(Context& ctx, const Pod& pod, const TunnelInfo& dead) {
   std::vector<std::string> forwards;
-  for (const auto& f : dead.spec.forwards) forwards.push_back(forward_text(f));
+  for (const auto& f : dead.spec.forwards)
+    forwards.push_back(forward_text(f));
   TRY_ASSIGN(auto spec, tunnel_spec_for(ctx, pod, forwards, "127.0.0.1"));
   spec.window_bytes = dead.spec.window_bytes;
   TRY_ASSIGN(auto tunnels, ctx.tunnels());
@@ -56,12 +57,15 @@ core::Result<std::string> restart_tunnel(Context& ctx, const Pod& pod, const Tun
 
 }  // namespace
 
-std::vector<std::string> tend_tunnels(Context& ctx, const std::vector<Pod>& pods, bool dry_run,
+std::vector<std::string> tend_tunnels(Context& ctx,
+                                      const std::vector<Pod>& pods,
+                                      bool dry_run,
                                       bool& failed) {
   std::vector<std::string> lines;
   auto tunnels = ctx.tunnels();
   auto provider = ctx.provider();
-  if (!tunnels || !provider) return lines;
+  if (!tunnels || !provider)
+    return lines;
   auto list = (*tunnels)->list();
   if (!list) {
     failed = true;
@@ -69,26 +73,32 @@ std::vector<std::string> tend_tunnels(Context& ctx, const std::vector<Pod>& pods
   }
   std::string verb = dry_run ? "would " : "";
   for (const auto& t : *list) {
-    if (!t.spec.provider.empty() && t.spec.provider != (*provider)->name()) continue;
+    if (!t.spec.provider.empty() && t.spec.provider != (*provider)->name())
+      continue;
     const Pod* pod = find(pods, t.spec.pod_id);
     std::string line;
     core::Status done;
     if (!pod) {
       line = verb + "stop tunnel " + t.id + " of " + name_of(t) + " (the pod is gone)";
-      if (!dry_run) done = (*tunnels)->stop(t.id).has_value() ? core::Status{} : core::fail(ErrorCode::io, "stop failed");
+      if (!dry_run)
+        done = (*tunnels)->stop(t.id).has_value() ? core::Status{}
+                                                  : core::fail(ErrorCode::io, "stop failed");
     } else if (t.status == "dead" && pod->status == PodStatus::running) {
       line = verb + "restart dead tunnel " + t.id + " to " + pod->name;
       if (!dry_run) {
         auto id = restart_tunnel(ctx, *pod, t);
-        if (id) line += " (now " + *id + ")";
-        else done = core::fail(id.error());
+        if (id)
+          line += " (now " + *id + ")";
+        else
+          done = core::fail(id.error());
       }
     } else if (t.status == "dead") {
       line = verb + "remove dead tunnel entry " + t.id + " (" + pod->name + " is " +
              to_string(pod->status) + ")";
       if (!dry_run) {
         auto stopped = (*tunnels)->stop(t.id);
-        if (!stopped) done = core::fail(stopped.error());
+        if (!stopped)
+          done = core::fail(stopped.error());
       }
     } else {
       continue;
@@ -113,28 +123,39 @@ ComfyView look_at_comfyui(Context& ctx, const Pod& pod, bool open_tunnel) {
     return view;
   }
   auto tunnels = ctx.tunnels();
-  if (!tunnels) return view_of(Health::unknown, tunnels.error().message);
+  if (!tunnels)
+    return view_of(Health::unknown, tunnels.error().message);
   auto list = (*tunnels)->list();
-  if (!list) return view_of(Health::unknown, list.error().message);
+  if (!list)
+    return view_of(Health::unknown, list.error().message);
   std::optional<tunnel::Forward> via;
   for (const auto& t : *list)
     for (const auto& f : t.spec.forwards)
-      if (t.spec.pod_id == pod.id && live(t) && f.remote_port == pod.comfy_port && !via) via = f;
+      if (t.spec.pod_id == pod.id && live(t) && f.remote_port == pod.comfy_port && !via)
+        via = f;
   for (const auto& t : *list)
-    if (t.spec.pod_id == pod.id && live(t) && t.spec.forwards.size() == 1 && !via) via = t.spec.forwards[0];
+    if (t.spec.pod_id == pod.id && live(t) && t.spec.forwards.size() == 1 && !via)
+      via = t.spec.forwards[0];
   if (!via && open_tunnel) {
     std::string port = std::to_string(pod.comfy_port);
     auto spec = tunnel_spec_for(ctx, pod, {port + ":" + port}, "127.0.0.1");
-    auto started = spec ? (*tunnels)->ensure(*spec) : core::Result<TunnelInfo>(core::fail(spec.error()));
-    if (!started) return view_of(Health::unknown, "cannot open a tunnel: " + started.error().message);
+    auto started =
+        spec ? (*tunnels)->ensure(*spec) : core::Result<TunnelInfo>(core::fail(spec.error()));
+    if (!started)
+      return view_of(Health::unknown, "cannot open a tunnel: " + started.error().message);
     via = started->spec.forwards.front();
   }
-  if (!via) return view_of(Health::no_tunnel, "no tunnel to its comfyui (autopod tunnel start " + pod.name + ")");
+  if (!via)
+    return view_of(Health::no_tunnel,
+                   "no tunnel to its comfyui (autopod tunnel start " + pod.name + ")");
   std::string host = via->bind == "0.0.0.0" ? "127.0.0.1" : via->bind;
-  auto client = comfy::ComfyClient::connect("http://" + host + ":" + std::to_string(via->local_port),
-                                            core::make_curl_transport, core::system_clock());
-  if (!client) return view_of(Health::unknown, client.error().message);
-  if (auto stats = client->system_stats(); !stats) return view_of(Health::down, stats.error().message);
+  auto client =
+      comfy::ComfyClient::connect("http://" + host + ":" + std::to_string(via->local_port),
+                                  core::make_curl_transport, core::system_clock());
+  if (!client)
+    return view_of(Health::unknown, client.error().message);
+  if (auto stats = client->system_stats(); !stats)
+    return view_of(Health::down, stats.error().message);
   auto queue = client->queue();
   auto history = client->history_list(8);
   if (!queue || !history)
@@ -142,7 +163,8 @@ ComfyView look_at_comfyui(Context& ctx, const Pod& pod, bool open_tunnel) {
   view.health = Health::up;
   view.running = static_cast<int>(queue->running.size());
   view.pending = static_cast<int>(queue->pending.size());
-  for (const auto& [id, entry] : *history) view.history_sig += id + ",";
+  for (const auto& [id, entry] : *history)
+    view.history_sig += id + ",";
   return view;
 }
 
@@ -159,7 +181,8 @@ core::Status tear_down(Context& ctx, const Pod& pod, Teardown how) {
   ASSERT(how == Teardown::down);
   TRY(provider->terminate_pod(pod.id));
   // Its tunnels point at an address that is gone now (none is not an error).
-  if (auto tunnels = ctx.tunnels()) (void)(*tunnels)->stop(pod.id);
+  if (auto tunnels = ctx.tunnels())
+    (void)(*tunnels)->stop(pod.id);
   if (provider->capabilities().records) {
     TRY_ASSIGN(auto records, ctx.records());
     TRY(providers::remember(*records, pod, std::nullopt, "down"));
@@ -180,8 +203,8 @@ core::Status run_on_pod(Context& ctx, const Pod& pod, const std::string& command
   if (out.exit_code != 0) {
     std::string err = out.err.substr(0, out.err.find_last_not_of("\n") + 1);
     return core::fail(ErrorCode::remote,
-                      "`" + command + "` on " + pod.name + " exited " + std::to_string(out.exit_code) +
-                          (err.empty() ? "" : ": " + err),
+                      "`" + command + "` on " + pod.name + " exited " +
+                          std::to_string(out.exit_code) + (err.empty() ? "" : ": " + err),
                       "check maintain.restart_command; try it with autopod ssh " + pod.name);
   }
   return {};

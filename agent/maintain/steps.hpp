@@ -14,8 +14,10 @@ namespace autopod::agent::maintain {
 // Tunnels of pods that are gone are stopped; a dead tunnel of a running pod is restarted with
 // its forwards; other dead entries are removed. Tunnels of another provider's pods are left
 // alone. Returns one line per thing done (or, with `dry_run`, that would be done).
-std::vector<std::string> tend_tunnels(Context& ctx, const std::vector<providers::Pod>& pods,
-                                      bool dry_run, bool& failed);
+std::vector<std::string> tend_tunnels(Context& ctx,
+                                      const std::vector<providers::Pod>& pods,
+                                      bool dry_run,
+                                      bool& failed);
 
 // Looks at the pod's ComfyUI through its live tunnel: the forward to the pod's ComfyUI port,
 // or a tunnel's only forward. With `open_tunnel`, a running pod without one gets a tunnel

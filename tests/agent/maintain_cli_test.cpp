@@ -84,10 +84,10 @@ TEST_F(MaintainCli, ComfyRunInProgressKeepsThePod) {
   fake.hold_queue(true);  // the run stays in the queue, as a long one would
   auto e = env;
   e.push_back("AUTOPOD_TEST_NOW_OFFSET_S=" + std::to_string(20 * 60));
-  auto run = testing::run_autopod({"comfy", "run", (k_workflows / "txt2img_api.json").string(), "running",
-                                   "--no-wait", "--local-port", std::to_string(local_port),
-                                   "--remote-port", std::to_string(fake.port())},
-                                  e);
+  auto run = testing::run_autopod(
+      {"comfy", "run", (k_workflows / "txt2img_api.json").string(), "running", "--no-wait",
+       "--local-port", std::to_string(local_port), "--remote-port", std::to_string(fake.port())},
+      e);
   EXPECT_RUN(run, 0);
   // The comfy command recorded its use of the pod for maintain.
   auto activity = json::parse(*core::read_file(dir / "home" / "activity.json"));

@@ -30,7 +30,8 @@ struct Utc : ::testing::Test {
     ::tzset();
   }
   WallTime at(int hour, int minute = 0) {
-    return std::chrono::system_clock::from_time_t(1767225600) + hours(hour) + minutes(minute);  // 2026-01-01
+    return std::chrono::system_clock::from_time_t(1767225600) + hours(hour) +
+           minutes(minute);  // 2026-01-01
   }
 };
 
@@ -45,7 +46,7 @@ TEST_F(Utc, SpendCountsRunningTimeSinceCreationAndSinceTheLastLook) {
 
 TEST_F(Utc, SpendStartsAgainAtLocalMidnight) {
   PodMemory m;
-  auto pod = running_pod(at(-30), 1.0);  // created the day before yesterday
+  auto pod = running_pod(at(-30), 1.0);                   // created the day before yesterday
   EXPECT_DOUBLE_EQ(account_spend(m, pod, at(23)), 23.0);  // since midnight, not since creation
   EXPECT_DOUBLE_EQ(account_spend(m, pod, at(25)), 1.0);   // 01:00 the next day
   EXPECT_EQ(m.day, "2026-01-02");

@@ -42,7 +42,8 @@ struct MaintainCli : Cli {
   std::string pod_with_comfyui(const std::string& name, bool with_volume = true) {
     std::vector<std::string> args = {"connect", "--name", name, "--timeout", "30"};
     if (with_volume) {
-      EXPECT_RUN(autopod({"volume", "create", name + "-models", "--size", "10", "--dc", "EU-RO-1"}), 0);
+      EXPECT_RUN(autopod({"volume", "create", name + "-models", "--size", "10", "--dc", "EU-RO-1"}),
+                 0);
       args.insert(args.end(), {"--volume", name + "-models"});
     }
     auto connected = autopod(args);
@@ -66,9 +67,11 @@ struct MaintainCli : Cli {
   // The pod's line of a maintain --json report (null when absent).
   static json line_of(const core::ProcessOutput& out, const std::string& name) {
     auto j = json::parse(out.out, nullptr, false);
-    if (j.is_discarded() || !j.contains("pods")) return nullptr;
+    if (j.is_discarded() || !j.contains("pods"))
+      return nullptr;
     for (const auto& p : j["pods"])
-      if (p["name"] == name) return p;
+      if (p["name"] == name)
+        return p;
     return nullptr;
   }
 
@@ -76,7 +79,8 @@ struct MaintainCli : Cli {
   std::string status_of(const std::string& name) {
     auto ls = json::parse(autopod({"ls", "--json"}).out);
     for (const auto& p : ls["pods"])
-      if (p["name"] == name) return p["status"];
+      if (p["name"] == name)
+        return p["status"];
     return "";
   }
 

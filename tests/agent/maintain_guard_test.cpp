@@ -79,19 +79,25 @@ void expect_no_decision_on(MaintainCli& t, int status) {
   auto line = MaintainCli::line_of(blind, "cloudy");
   EXPECT_EQ(line["decision"], "no-decision") << blind.out;
   auto snapshot = t.server->snapshot();
-  for (const auto& r : snapshot["requests"]) EXPECT_NE(r["method"], "DELETE") << r;
+  for (const auto& r : snapshot["requests"])
+    EXPECT_NE(r["method"], "DELETE") << r;
   ASSERT_EQ(snapshot["pods"].size(), 1u);
   EXPECT_EQ(snapshot["pods"][0]["status"], "RUNNING");
   EXPECT_NE(t.log_text().find("no decision"), std::string::npos);
 }
 
-TEST_F(MaintainCli, RateLimitedProviderMeansNoDecision) { expect_no_decision_on(*this, 429); }
-TEST_F(MaintainCli, FailingProviderMeansNoDecision) { expect_no_decision_on(*this, 503); }
+TEST_F(MaintainCli, RateLimitedProviderMeansNoDecision) {
+  expect_no_decision_on(*this, 429);
+}
+TEST_F(MaintainCli, FailingProviderMeansNoDecision) {
+  expect_no_decision_on(*this, 503);
+}
 
 // A pid that is certainly not running: a child that has exited and been reaped.
 pid_t dead_pid() {
   pid_t pid = ::fork();
-  if (pid == 0) ::_exit(0);
+  if (pid == 0)
+    ::_exit(0);
   ::waitpid(pid, nullptr, 0);
   return pid;
 }
