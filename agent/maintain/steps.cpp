@@ -81,8 +81,7 @@ std::vector<std::string> tend_tunnels(Context& ctx,
     if (!pod) {
       line = verb + "stop tunnel " + t.id + " of " + name_of(t) + " (the pod is gone)";
       if (!dry_run)
-        done = (*tunnels)->stop(t.id).has_value() ? core::Status{}
-                                                  : core::fail(ErrorCode::io, "stop failed");
+        if (auto stopped = (*tunnels)->stop(t.id); !stopped) done = core::fail(stopped.error());
     } else if (t.status == "dead" && pod->status == PodStatus::running) {
       line = verb + "restart dead tunnel " + t.id + " to " + pod->name;
       if (!dry_run) {
