@@ -26,13 +26,14 @@ runtime_pkgs=$(stage_packages 2)
 apt-get install --simulate -qq $build_pkgs $runtime_pkgs >/dev/null ||
   fail "a package of the Containerfile does not install on this Debian: $(echo $build_pkgs $runtime_pkgs)"
 
-# Runtime libraries: what dpkg-shlibdeps says the binaries need, minus what debian:12-slim has.
+# Runtime libraries: what dpkg-shlibdeps says the binaries need.
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/debian" && touch "$work/debian/control"
 deps=$(cd "$work" && dpkg-shlibdeps -O "$bin" "$tunneld" 2>/dev/null | sed 's/^shlibs:Depends=//')
 for dep in $(echo "$deps" | tr ',' '\n' | sed 's/(.*)//; s/ //g'); do
-  case "$dep" in libc6|libgcc-s1|libstdc++6) continue ;; esac
+  # In debian:12-slim already; sanitizer runtimes only in a -DSANITIZE=ON build's binaries.
+  case "$dep" in libc6|libgcc-s1|libstdc++6|libasan[0-9]*|libubsan[0-9]*) continue ;; esac
   echo "$runtime_pkgs" | grep -qx "$dep" || fail "the runtime stage lacks $dep (dpkg-shlibdeps: $deps)"
 done
 echo "Containerfile packages install here and cover the binaries' libraries"
