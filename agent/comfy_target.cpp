@@ -1,6 +1,7 @@
 #include "agent/comfy_target.hpp"
 
 #include "agent/cli/commands.hpp"
+#include "agent/maintain/maintain.hpp"
 
 namespace autopod::agent {
 
@@ -19,6 +20,10 @@ core::Result<std::string> comfy_url_for(Context& ctx, const ComfyTarget& t,
   bool reused = false;
   TRY_ASSIGN(auto info, tunnels->ensure(spec, &reused));
   if (!reused && note) note("started tunnel " + info.id + " to " + pod.name);
+  // autopod using the pod (a comfy command, an agent task) keeps `autopod maintain` from taking
+  // it for idle.
+  TRY_ASSIGN(auto cfg, ctx.config());
+  (void)maintain::record_activity(cfg->home, pod.id, maintain::now());
   return local;
 }
 

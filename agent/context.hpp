@@ -28,6 +28,8 @@ enum ExitCode : int {
   k_exit_run_failed = 7,   // comfy run: a node raised while the workflow ran
   k_exit_interrupted = 8,  // comfy run: the run was interrupted (or removed from the queue)
   k_exit_partial = 9,      // comfy run: succeeded, but outputs that failed validation were dropped
+  k_exit_over_budget = 10, // maintain: today's spend passed maintain.daily_budget; pods taken down
+  k_exit_unclear = 11,     // maintain: a pod could not be seen clearly (API error, 429, timeout)
 };
 
 int exit_code_for(const core::Error& error);

@@ -70,7 +70,8 @@ class Reader {
         out = node.as<T>();
       }
     } catch (const YAML::Exception&) {
-      const char* type = std::is_same_v<T, int> ? "expected a whole number"
+      const char* type = std::is_same_v<T, int>      ? "expected a whole number"
+                         : std::is_same_v<T, double> ? "expected a number"
                          : std::is_same_v<T, std::string> ? "expected a string"
                                                           : "has the wrong type";
       return error_at(node, path, type);

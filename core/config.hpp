@@ -42,6 +42,18 @@ struct PodDefaults {
   std::vector<std::string> data_centers;
 };
 
+// What `autopod maintain` does (config `maintain:`); durations in minutes, 0 turns a check off.
+struct MaintainConfig {
+  int idle_minutes = 0;                      // a pod idle this long gets idle_action; 0: off
+  std::map<std::string, std::string> pod_idle_minutes;  // per pod name, wins over idle_minutes
+  std::string idle_action = "auto";          // auto (down with a volume, else stop), down, stop, notify
+  int grace_minutes = 15;                    // a pod younger than this is never idle
+  int comfy_down_minutes = 10;               // ComfyUI down this long runs restart_command
+  std::string restart_command;               // run on the pod over ssh; empty: off
+  double daily_budget = 0;                   // USD per local day, all pods; 0: off
+  std::string budget_action = "auto";        // auto, down or stop
+};
+
 struct Config {
   Home home;  // AUTOPOD_HOME: every path under it
   std::string provider = "runpod";
@@ -51,6 +63,7 @@ struct Config {
   std::filesystem::path ssh_key;  // default home.default_ssh_key()
   bool ssh_key_is_default = true;
   PodDefaults pod;
+  MaintainConfig maintain;
   std::map<std::string, HostConfig> hosts;
   std::vector<std::filesystem::path> plugin_dirs;  // home/plugins first
   // Each plugin's own section (config `plugins: {NAME: {...}}`), handed to it when it starts.

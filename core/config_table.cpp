@@ -18,6 +18,26 @@ std::string check_cloud(const Config& c) {
 std::string check_gpu_count(const Config& c) {
   return c.pod.gpu_count >= 1 ? "" : "must be 1 or more";
 }
+std::string check_idle_action(const Config& c) {
+  const auto& a = c.maintain.idle_action;
+  return a == "auto" || a == "down" || a == "stop" || a == "notify"
+             ? ""
+             : "must be auto, down, stop or notify";
+}
+std::string check_budget_action(const Config& c) {
+  const auto& a = c.maintain.budget_action;
+  return a == "auto" || a == "down" || a == "stop" ? "" : "must be auto, down or stop";
+}
+std::string check_pod_idle_minutes(const Config& c) {
+  for (const auto& [name, minutes] : c.maintain.pod_idle_minutes)
+    if (minutes.empty() || minutes.find_first_not_of("0123456789") != std::string::npos)
+      return name + ": expected whole minutes (0: never idle)";
+  return "";
+}
+std::string check_not_negative(int value) { return value >= 0 ? "" : "must be 0 or more"; }
+std::string check_budget(const Config& c) {
+  return c.maintain.daily_budget >= 0 ? "" : "must be 0 (off) or more";
+}
 
 // Secrets are masked; an empty secret reads "(not set)".
 struct Shown {
@@ -40,7 +60,7 @@ void emit_value(YAML::Emitter& out, const FieldRef& ref, Shown shown) {
       out << shown.text(v);
     } else if constexpr (std::is_same_v<T, std::filesystem::path>) {
       out << shown.text(v.string());
-    } else if constexpr (std::is_same_v<T, int>) {
+    } else if constexpr (std::is_same_v<T, int> || std::is_same_v<T, double>) {
       out << v;
     } else if constexpr (std::is_same_v<T, std::map<std::string, std::string>>) {
       out << YAML::Flow << YAML::BeginMap;
@@ -65,7 +85,7 @@ nlohmann::json json_value(const FieldRef& ref, Shown shown) {
       j = shown.secret ? mask_secret(v) : v;
     } else if constexpr (std::is_same_v<T, std::filesystem::path>) {
       j = shown.secret ? mask_secret(v.string()) : v.string();
-    } else if constexpr (std::is_same_v<T, int>) {
+    } else if constexpr (std::is_same_v<T, int> || std::is_same_v<T, double>) {
       j = v;
     } else if constexpr (std::is_same_v<T, std::map<std::string, std::string>>) {
       j = nlohmann::json::object();
@@ -84,7 +104,8 @@ nlohmann::json json_value(const FieldRef& ref, Shown shown) {
 bool is_empty(const FieldRef& ref) {
   bool empty = false;
   visit(ref, [&](const auto& v) {
-    if constexpr (std::is_same_v<std::decay_t<decltype(v)>, int>) empty = false;
+    using T = std::decay_t<decltype(v)>;
+    if constexpr (std::is_same_v<T, int> || std::is_same_v<T, double>) empty = false;
     else empty = v.empty();
   });
   return empty;
@@ -130,6 +151,14 @@ const std::vector<ConfigKey>& config_keys() {
       {"pod.ports", "", false, "", "ports the pod exposes (22/tcp is needed for tunnels)", FIELD(pod.ports)},
       {"pod.env", "", true, "", "environment of the pod (values may be tokens: shown masked)", FIELD(pod.env)},
       {"pod.data_centers", "", false, "", "tried in order; empty: any; with a volume: the volume's", FIELD(pod.data_centers)},
+      {"maintain.idle_minutes", "", false, "", "autopod maintain: a pod whose ComfyUI was idle this long gets idle_action (0: off)", FIELD(maintain.idle_minutes), [](const Config& c) { return check_not_negative(c.maintain.idle_minutes); }},
+      {"maintain.pod_idle_minutes", "", false, "{comfy: 30}", "idle_minutes per pod name, winning over idle_minutes (0: never idle)", FIELD(maintain.pod_idle_minutes), check_pod_idle_minutes},
+      {"maintain.idle_action", "", false, "", "auto (down with a volume, else stop), down, stop or notify", FIELD(maintain.idle_action), check_idle_action},
+      {"maintain.grace_minutes", "", false, "", "a pod created less than this long ago is never idle", FIELD(maintain.grace_minutes), [](const Config& c) { return check_not_negative(c.maintain.grace_minutes); }},
+      {"maintain.comfy_down_minutes", "", false, "", "ComfyUI down this long (since first seen down) runs restart_command", FIELD(maintain.comfy_down_minutes), [](const Config& c) { return check_not_negative(c.maintain.comfy_down_minutes); }},
+      {"maintain.restart_command", "", false, "supervisorctl restart comfyui", "run on the pod over ssh to restart ComfyUI (empty: never)", FIELD(maintain.restart_command)},
+      {"maintain.daily_budget", "", false, "", "USD per local day for all pods together; over it pods get budget_action (0: off)", FIELD(maintain.daily_budget), check_budget},
+      {"maintain.budget_action", "", false, "", "auto (down with a volume, else stop), down or stop", FIELD(maintain.budget_action), check_budget_action},
   };
   return keys;
 }

@@ -15,7 +15,7 @@
 namespace autopod::core {
 
 // Where a key's value lives in Config (or in one HostConfig).
-using FieldRef = std::variant<std::string*, int*, std::filesystem::path*, std::vector<std::string>*,
+using FieldRef = std::variant<std::string*, int*, double*, std::filesystem::path*, std::vector<std::string>*,
                               std::vector<std::filesystem::path>*,
                               std::map<std::string, std::string>*>;
 

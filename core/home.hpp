@@ -33,6 +33,13 @@ class Home {
   std::filesystem::path tunnel_log(const std::string& id) const {
     return logs() / ("tunnel-" + id + ".log");
   }
+  // autopod maintain: its memory between runs (first seen down, last activity, time run today),
+  // the lock that makes an overlapping run skip, and the log of every action it took.
+  std::filesystem::path maintain_state() const { return m_root / "maintain.json"; }
+  std::filesystem::path maintain_lock() const { return m_root / "maintain.lock"; }
+  std::filesystem::path maintain_log() const { return logs() / "maintain.log"; }
+  // When an autopod command last used each pod's ComfyUI (comfy run, ...), for maintain's idle.
+  std::filesystem::path activity() const { return m_root / "activity.json"; }
   // Coming with the models and agent work: task records, the agent's secrets, its outputs and
   // saved workflows.
   std::filesystem::path tasks() const { return m_root / "tasks"; }

@@ -18,6 +18,7 @@ void add_tunnel_commands(CLI::App& app, Context& ctx, int& exit_code);
 void add_comfy_commands(CLI::App& app, Context& ctx, int& exit_code);
 void add_completion_commands(CLI::App& app, Context& ctx, int& exit_code);
 void add_agent_commands(CLI::App& app, Context& ctx, int& exit_code);
+void add_maintain_command(CLI::App& app, Context& ctx, int& exit_code);
 
 // `autopod __complete WORDS...`: prints the completions of the last word, one per line, from the
 // CLI definition in `app` and the files under AUTOPOD_HOME (never the network). Returns 0.
@@ -27,6 +28,10 @@ int complete_words(CLI::App& app, const std::vector<std::string>& words);
 using ServerObjectInfo = std::function<core::Result<nlohmann::ordered_json>()>;
 void add_comfy_convert_command(CLI::App& comfy, Context& ctx, int& exit_code,
                                const std::function<void(CLI::App*)>& add_target, ServerObjectInfo from_server);
+
+// `ssh` with the options to reach the pod's direct endpoint with its key (empty: ssh-agent) and
+// autopod's known_hosts, ending with user@host; the pod must have an endpoint.
+std::vector<std::string> ssh_argv(const core::Config& cfg, const providers::Pod& pod);
 
 // The tunnel spec for `pod` (as just listed); fails unless it runs and has a direct SSH endpoint.
 core::Result<tunnel::TunnelSpec> tunnel_spec_for(Context& ctx, const providers::Pod& pod,

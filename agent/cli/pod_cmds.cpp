@@ -16,6 +16,18 @@
 #include "providers/pod_spec.hpp"
 
 namespace autopod::agent {
+
+std::vector<std::string> ssh_argv(const core::Config& cfg, const providers::Pod& pod) {
+  std::vector<std::string> argv = {"ssh"};
+  if (!pod.ssh->key.empty()) argv.insert(argv.end(), {"-i", pod.ssh->key.string()});
+  argv.insert(argv.end(), {"-p", std::to_string(pod.ssh->port), "-o",
+                           "UserKnownHostsFile=" + cfg.home.known_hosts().string(), "-o",
+                           "StrictHostKeyChecking=accept-new"});
+  if (!pod.ssh->key.empty()) argv.insert(argv.end(), {"-o", "IdentitiesOnly=yes"});
+  argv.push_back(pod.ssh->user + "@" + pod.ssh->host);
+  return argv;
+}
+
 namespace {
 
 using core::ErrorCode;
@@ -30,18 +42,6 @@ struct ConnectFlags {
   int timeout_secs = 600;
   bool no_wait = false;
 };
-
-// The pod carries its endpoint and the key to use (empty: ssh-agent).
-std::vector<std::string> ssh_argv(const core::Config& cfg, const Pod& pod) {
-  std::vector<std::string> argv = {"ssh"};
-  if (!pod.ssh->key.empty()) argv.insert(argv.end(), {"-i", pod.ssh->key.string()});
-  argv.insert(argv.end(), {"-p", std::to_string(pod.ssh->port), "-o",
-                           "UserKnownHostsFile=" + cfg.home.known_hosts().string(), "-o",
-                           "StrictHostKeyChecking=accept-new"});
-  if (!pod.ssh->key.empty()) argv.insert(argv.end(), {"-o", "IdentitiesOnly=yes"});
-  argv.push_back(pod.ssh->user + "@" + pod.ssh->host);
-  return argv;
-}
 
 std::string shell_quote(const std::string& a) {
   bool plain = !a.empty() && a.find_first_of(" \t\n'\"\\$`!*?[]{}()<>|&;#~") == std::string::npos;

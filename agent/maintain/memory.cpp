@@ -1,0 +1,110 @@
+// maintain.json, activity.json, maintain.lock and logs/maintain.log.
+
+#include "agent/maintain/memory.hpp"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+
+#include "core/fs.hpp"
+#include "core/state_file.hpp"
+#include "core/text.hpp"
+
+namespace autopod::agent::maintain {
+
+using core::ErrorCode;
+using nlohmann::json;
+
+core::Result<std::map<std::string, PodMemory>> load_memory(const core::Home& home) {
+  TRY_ASSIGN(auto doc, core::StateFile(home.maintain_state()).read());
+  std::map<std::string, PodMemory> pods;
+  if (!doc.contains("pods") || !doc["pods"].is_object())
+    return pods;
+  try {
+    for (const auto& [id, j] : doc["pods"].items())
+      pods[id] = j.get<PodMemory>();
+  } catch (const json::exception& e) {
+    return core::fail(ErrorCode::protocol,
+                      home.maintain_state().string() + ": unexpected shape: " + e.what(),
+                      "remove the file: maintain starts its memory afresh");
+  }
+  return pods;
+}
+
+core::Status save_memory(const core::Home& home, const std::map<std::string, PodMemory>& pods) {
+  TRY(core::ensure_dir(home.root()));
+  json out = json::object();
+  for (const auto& [id, m] : pods)
+    out[id] = m;
+  TRY(core::StateFile(home.maintain_state()).update([&](json& doc) -> core::Status {
+    doc["pods"] = out;
+    return {};
+  }));
+  return {};
+}
+
+core::Result<std::map<std::string, Epoch>> load_activity(const core::Home& home) {
+  TRY_ASSIGN(auto doc, core::StateFile(home.activity()).read());
+  std::map<std::string, Epoch> out;
+  if (!doc.contains("pods") || !doc["pods"].is_object())
+    return out;
+  for (const auto& [id, j] : doc["pods"].items())
+    if (j.is_object() && j.contains("at") && j["at"].is_number_integer())
+      out[id] = j["at"].get<Epoch>();
+  return out;
+}
+
+core::Status record_activity(const core::Home& home, const std::string& pod_id, WallTime when) {
+  TRY(core::ensure_dir(home.root()));
+  Epoch t = to_epoch(when);
+  TRY(core::StateFile(home.activity()).update([&](json& doc) -> core::Status {
+    auto& entry = doc["pods"][pod_id];
+    if (!entry.is_object() || entry.value("at", Epoch{0}) < t)
+      entry = {{"at", t}, {"time", core::iso_time(when)}};
+    return {};
+  }));
+  return {};
+}
+
+core::Status append_log(const core::Home& home, WallTime when, const std::string& line) {
+  TRY(core::ensure_dir(home.logs()));
+  std::ofstream out(home.maintain_log(), std::ios::app);
+  out << core::iso_time(when) << " " << line << "\n";
+  out.flush();
+  if (!out)
+    return core::fail(ErrorCode::io, "cannot append to " + home.maintain_log().string(),
+                      "check the permissions of " + home.logs().string());
+  return {};
+}
+
+core::Result<std::optional<RunLock>> RunLock::try_acquire(const core::Home& home) {
+  TRY(core::ensure_dir(home.root()));
+  int fd = ::open(home.maintain_lock().c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return core::fail(ErrorCode::io,
+                      "cannot open " + home.maintain_lock().string() + ": " + std::strerror(errno));
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    int err = errno;
+    ::close(fd);
+    if (err == EWOULDBLOCK)
+      return std::optional<RunLock>();
+    return core::fail(ErrorCode::io,
+                      "cannot lock " + home.maintain_lock().string() + ": " + std::strerror(err));
+  }
+  return std::optional<RunLock>(RunLock(fd));
+}
+
+RunLock::RunLock(RunLock&& other) noexcept : m_fd(other.m_fd) {
+  other.m_fd = -1;
+}
+
+RunLock::~RunLock() {
+  if (m_fd >= 0)
+    ::close(m_fd);
+}
+
+}  // namespace autopod::agent::maintain

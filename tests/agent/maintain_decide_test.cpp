@@ -1,0 +1,112 @@
+// maintain's pure decisions: today's spend, idleness, the restart grace, which action applies.
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+
+#include "agent/maintain/decide.hpp"
+#include "core/text.hpp"
+
+namespace autopod::agent::maintain {
+namespace {
+
+using std::chrono::hours;
+using std::chrono::minutes;
+
+providers::Pod running_pod(WallTime created, double cost) {
+  providers::Pod p;
+  p.id = "p1";
+  p.name = "pod";
+  p.status = providers::PodStatus::running;
+  p.cost_per_hr = cost;
+  p.created_at = core::iso_time(created);
+  return p;
+}
+
+// Local time is UTC here, so midnight is a round number.
+struct Utc : ::testing::Test {
+  void SetUp() override {
+    ::setenv("TZ", "UTC", 1);
+    ::tzset();
+  }
+  WallTime at(int hour, int minute = 0) {
+    return std::chrono::system_clock::from_time_t(1767225600) + hours(hour) +
+           minutes(minute);  // 2026-01-01
+  }
+};
+
+TEST_F(Utc, SpendCountsRunningTimeSinceCreationAndSinceTheLastLook) {
+  PodMemory m;
+  auto pod = running_pod(at(8), 2.0);
+  EXPECT_DOUBLE_EQ(account_spend(m, pod, at(9)), 2.0);  // 08:00 to 09:00
+  EXPECT_DOUBLE_EQ(account_spend(m, pod, at(10)), 4.0);
+  pod.status = providers::PodStatus::exited;
+  EXPECT_DOUBLE_EQ(account_spend(m, pod, at(11)), 4.0);  // stopped: nothing added
+}
+
+TEST_F(Utc, SpendStartsAgainAtLocalMidnight) {
+  PodMemory m;
+  auto pod = running_pod(at(-30), 1.0);                   // created the day before yesterday
+  EXPECT_DOUBLE_EQ(account_spend(m, pod, at(23)), 23.0);  // since midnight, not since creation
+  EXPECT_DOUBLE_EQ(account_spend(m, pod, at(25)), 1.0);   // 01:00 the next day
+  EXPECT_EQ(m.day, "2026-01-02");
+}
+
+TEST(MaintainDecide, ActivityResetsIdleAndTheFirstLookCountsAsActive) {
+  PodMemory m;
+  ComfyView up;
+  up.health = Health::up;
+  up.history_sig = "a,";
+  auto t0 = std::chrono::system_clock::from_time_t(1767225600);
+  EXPECT_EQ(account_idle(m, up, std::nullopt, t0), 0.0);
+  EXPECT_EQ(account_idle(m, up, std::nullopt, t0 + minutes(40)), 40.0);
+  up.history_sig = "a,b,";  // grew
+  EXPECT_EQ(account_idle(m, up, std::nullopt, t0 + minutes(50)), 0.0);
+  EXPECT_EQ(account_idle(m, up, to_epoch(t0 + minutes(55)), t0 + minutes(60)), 5.0);
+  ComfyView down;
+  down.health = Health::down;
+  EXPECT_FALSE(account_idle(m, down, std::nullopt, t0 + minutes(90)).has_value());
+}
+
+TEST(MaintainDecide, ActionsFollowTheVolumeAndWhatTheProviderCan) {
+  providers::Pod pod;
+  providers::Capabilities all;
+  EXPECT_EQ(resolve_action("auto", pod, all), Teardown::stop);  // no volume: never terminated
+  EXPECT_EQ(resolve_action("down", pod, all), Teardown::stop);
+  pod.volume_id = "vol";
+  EXPECT_EQ(resolve_action("auto", pod, all), Teardown::down);
+  EXPECT_EQ(resolve_action("stop", pod, all), Teardown::stop);
+  EXPECT_EQ(resolve_action("notify", pod, all), Teardown::notify);
+  providers::Capabilities none;
+  none.stop_start = none.terminate = false;
+  EXPECT_EQ(resolve_action("auto", pod, none), Teardown::notify);
+}
+
+TEST(MaintainDecide, RestartOnlyAfterTheGraceAndNotForAStartingPod) {
+  Settings s;
+  s.comfy_down_minutes = 10;
+  s.restart_command = "supervisorctl restart comfyui";
+  PodMemory m;
+  ComfyView v;
+  v.health = Health::starting;
+  auto t0 = std::chrono::system_clock::from_time_t(1767225600);
+  std::string why;
+  EXPECT_FALSE(restart_due(s, m, v, t0, why));
+  EXPECT_EQ(m.comfy_down_since, 0);
+  v.health = Health::down;
+  EXPECT_FALSE(restart_due(s, m, v, t0 + minutes(1), why));
+  EXPECT_FALSE(restart_due(s, m, v, t0 + minutes(10), why));
+  EXPECT_TRUE(restart_due(s, m, v, t0 + minutes(11), why));
+  v.health = Health::up;
+  EXPECT_FALSE(restart_due(s, m, v, t0 + minutes(12), why));
+  EXPECT_EQ(m.comfy_down_since, 0);
+}
+
+TEST(MaintainDecide, ParsesTheProvidersTimes) {
+  EXPECT_EQ(parse_utc("2026-01-01T00:00:10Z"), 1767225610);
+  EXPECT_EQ(parse_utc("2026-01-01 00:00:10.123 +0000 UTC"), 1767225610);
+  EXPECT_FALSE(parse_utc("yesterday").has_value());
+}
+
+}  // namespace
+}  // namespace autopod::agent::maintain
