@@ -35,6 +35,7 @@ int main(int argc, char** argv) {
   add_tunnel_commands(app, ctx, exit_code);
   add_comfy_commands(app, ctx, exit_code);
   add_completion_commands(app, ctx, exit_code);
+  add_models_commands(app, ctx, exit_code);
   // The completion scripts ask the CLI definition itself (see cli/completion_cmd.cpp).
   if (argc >= 2 && std::string(argv[1]) == "__complete")
     return complete_words(app, std::vector<std::string>(argv + 2, argv + argc));

@@ -17,6 +17,7 @@ void add_config_commands(CLI::App& app, Context& ctx, int& exit_code);
 void add_tunnel_commands(CLI::App& app, Context& ctx, int& exit_code);
 void add_comfy_commands(CLI::App& app, Context& ctx, int& exit_code);
 void add_completion_commands(CLI::App& app, Context& ctx, int& exit_code);
+void add_models_commands(CLI::App& app, Context& ctx, int& exit_code);
 
 // `autopod __complete WORDS...`: prints the completions of the last word, one per line, from the
 // CLI definition in `app` and the files under AUTOPOD_HOME (never the network). Returns 0.
