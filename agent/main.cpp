@@ -37,6 +37,7 @@ int main(int argc, char** argv) {
   add_completion_commands(app, ctx, exit_code);
   add_agent_commands(app, ctx, exit_code);
   add_maintain_command(app, ctx, exit_code);
+  add_models_commands(app, ctx, exit_code);
   // The completion scripts ask the CLI definition itself (see cli/completion_cmd.cpp).
   if (argc >= 2 && std::string(argv[1]) == "__complete")
     return complete_words(app, std::vector<std::string>(argv + 2, argv + argc));

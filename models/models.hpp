@@ -194,10 +194,32 @@ struct SyncPlan {
 
 enum class Prune { no, yes };
 
+// What a models root holds, as the plan needs it: the records of placed files with the model
+// file's size and mtime now (size -1: gone), every model file, and the free bytes there.
+struct RootEntry {
+  std::filesystem::path path;
+  PlacedRecord record;
+  std::int64_t size = -1;
+  std::int64_t mtime_ns = 0;
+};
+struct RootListing {
+  std::vector<RootEntry> placed;
+  std::vector<std::filesystem::path> files;
+  std::int64_t free_bytes = -1;  // -1: unknown
+};
+// The listing of a models root on this machine (the pod's comes from models/pod.hpp).
+RootListing list_root(const std::filesystem::path& root);
+
 // Compares the manifest with `root`. A file is present when its record matches the source and
 // the file's size and mtime match the record: nothing is hashed and nothing is resolved then.
 core::Result<SyncPlan> plan_sync(const Manifest& manifest, const std::filesystem::path& root,
                                  Resolver& resolver, Prune prune);
+core::Result<SyncPlan> plan_sync(const Manifest& manifest, const RootListing& listing,
+                                 const std::filesystem::path& root, Resolver& resolver, Prune prune);
+
+// Writes the record of a file `download()` just placed at `path`.
+core::Status record_placed(const std::filesystem::path& path, const ResolvedFile& file,
+                           const TransferResult& done);
 
 // Carries out `plan`: downloads (recording each placed file) and, for prune items, removes the
 // file and its record. Stops at the first failure.
@@ -223,6 +245,8 @@ struct Task {
   std::string error;
   std::string control;            // "pause" or "cancel", asked by another process
   std::string updated_at;
+  std::string pod;                // set when the task runs on a pod: its name, and
+  std::string job;                // the pod-side job that runs it (models/pod.hpp)
 };
 
 enum class TaskControl { pause, resume, cancel, retry };

@@ -16,21 +16,19 @@ std::int64_t mtime_ns(const struct stat& st) {
 }
 
 // The record of the entry's file when the file is unchanged since autopod placed it.
-std::optional<std::pair<std::filesystem::path, PlacedRecord>> present_record(
-    const ManifestEntry& entry, const std::filesystem::path& root,
-    const std::vector<std::pair<std::filesystem::path, PlacedRecord>>& records) {
-  for (const auto& [path, rec] : records) {
+const RootEntry* present_record(const ManifestEntry& entry, const std::filesystem::path& root,
+                                const RootListing& listing) {
+  for (const auto& placed : listing.placed) {
+    const auto& rec = placed.record;
     if (rec.source != entry.source.text) continue;
     if (!entry.folder.empty() && rec.folder != entry.folder) continue;
     if (!entry.name.empty() && rec.name != entry.name) continue;
     if (!entry.sha256.empty() && rec.sha256 != entry.sha256) continue;
-    struct stat st {};
-    if (::stat(path.c_str(), &st) != 0) continue;
-    if (st.st_size != rec.size || mtime_ns(st) != rec.mtime_ns) continue;
-    if (path.parent_path() != root / rec.folder) continue;
-    return std::make_pair(path, rec);
+    if (placed.size != rec.size || placed.mtime_ns != rec.mtime_ns) continue;
+    if (placed.path.parent_path() != root / rec.folder) continue;
+    return &placed;
   }
-  return std::nullopt;
+  return nullptr;
 }
 
 }  // namespace
@@ -51,16 +49,37 @@ bool SyncPlan::up_to_date() const {
   return true;
 }
 
+RootListing list_root(const std::filesystem::path& root) {
+  RootListing listing;
+  for (auto& [path, rec] : list_records(root)) {
+    RootEntry e{path, std::move(rec)};
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0) e.size = st.st_size, e.mtime_ns = mtime_ns(st);
+    listing.placed.push_back(std::move(e));
+  }
+  for (const auto& folder : folder_keys()) {
+    std::error_code ec;
+    for (const auto& item : std::filesystem::directory_iterator(root / folder, ec))
+      if (item.is_regular_file(ec)) listing.files.push_back(item.path());
+  }
+  return listing;
+}
+
 core::Result<SyncPlan> plan_sync(const Manifest& manifest, const std::filesystem::path& root,
                                  Resolver& resolver, Prune prune) {
+  return plan_sync(manifest, list_root(root), root, resolver, prune);
+}
+
+core::Result<SyncPlan> plan_sync(const Manifest& manifest, const RootListing& listing,
+                                 const std::filesystem::path& root, Resolver& resolver, Prune prune) {
   SyncPlan plan;
-  auto records = list_records(root);
+  std::set<std::filesystem::path> files(listing.files.begin(), listing.files.end());
   std::set<std::filesystem::path> wanted;
   for (const auto& entry : manifest.entries) {
     PlanItem item;
     item.entry = entry;
-    if (auto found = present_record(entry, root, records)) {
-      item.path = found->first;
+    if (const auto* found = present_record(entry, root, listing)) {
+      item.path = found->path;
       wanted.insert(item.path);
       plan.items.push_back(std::move(item));
       continue;
@@ -72,20 +91,20 @@ core::Result<SyncPlan> plan_sync(const Manifest& manifest, const std::filesystem
                         entry.where + ": " + item.path.string() + " is already planned by another entry",
                         "give one of them a different 'name:'");
     wanted.insert(item.path);
-    item.action = std::filesystem::exists(item.path) ? Action::replace : Action::download;
+    item.action = files.count(item.path) ? Action::replace : Action::download;
     item.bytes = std::max<std::int64_t>(resolved.size, 0);
     plan.download_bytes += item.bytes;
     item.resolved = std::move(resolved);
     plan.items.push_back(std::move(item));
   }
   if (prune == Prune::yes) {
-    for (const auto& [path, rec] : records) {
-      if (wanted.count(path)) continue;
+    for (const auto& placed : listing.placed) {
+      if (wanted.count(placed.path)) continue;
       PlanItem item;
       item.action = Action::prune;
-      item.path = path;
-      item.bytes = rec.size;
-      plan.prune_bytes += rec.size;
+      item.path = placed.path;
+      item.bytes = placed.record.size;
+      plan.prune_bytes += placed.record.size;
       plan.items.push_back(std::move(item));
     }
   }
@@ -108,14 +127,18 @@ core::Status apply_plan(const SyncPlan& plan, const std::filesystem::path& root,
     const ManifestEntry entry = item.entry;
     if (!opt.reresolve) opt.reresolve = [&resolver, entry] { return resolver.resolve(entry); };
     TRY_ASSIGN(auto done, download(*item.resolved, item.path, opt));
-    struct stat st {};
-    if (::stat(item.path.c_str(), &st) != 0)
-      return core::fail(core::ErrorCode::io, item.path.string() + " vanished after it was placed");
-    const auto& r = *item.resolved;
-    TRY(write_record(item.path, PlacedRecord{r.source, r.folder, r.name, r.revision, r.validator,
-                                             done.size, mtime_ns(st), done.sha256}));
+    TRY(record_placed(item.path, *item.resolved, done));
   }
   return {};
+}
+
+core::Status record_placed(const std::filesystem::path& path, const ResolvedFile& r,
+                           const TransferResult& done) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0)
+    return core::fail(core::ErrorCode::io, path.string() + " vanished after it was placed");
+  return write_record(path, PlacedRecord{r.source, r.folder, r.name, r.revision, r.validator,
+                                         done.size, mtime_ns(st), done.sha256});
 }
 
 }  // namespace autopod::models

@@ -32,7 +32,8 @@ json to_json(const Task& t) {
           {"state", to_string(t.state)}, {"bytes", t.bytes}, {"total", t.total},
           {"bytes_per_sec", t.bytes_per_sec}, {"eta_secs", t.eta_secs},
           {"connections", t.connections}, {"priority", t.priority}, {"error", t.error},
-          {"control", t.control}, {"updated_at", t.updated_at}};
+          {"control", t.control}, {"updated_at", t.updated_at},
+          {"pod", t.pod},         {"job", t.job}};
 }
 
 core::Result<Task> from_json(const json& j) {
@@ -56,6 +57,8 @@ core::Result<Task> from_json(const json& j) {
   t.error = j.value("error", "");
   t.control = j.value("control", "");
   t.updated_at = j.value("updated_at", "");
+  t.pod = j.value("pod", "");
+  t.job = j.value("job", "");
   return t;
 }
 

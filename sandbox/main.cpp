@@ -9,6 +9,7 @@
 
 #include "core/fs.hpp"
 #include "sandbox/comfy_fake.hpp"
+#include "sandbox/model_hubs.hpp"
 #include "sandbox/runpod_sandbox.hpp"
 #include "sandbox/sshd_harness.hpp"
 
@@ -31,6 +32,10 @@ int main(int argc, char** argv) {
   app.add_option("--flaky", flaky_status,
                  "every other API request answers this status and does nothing (503, or 502 "
                  "with an HTML gateway page)");
+  bool with_hubs = false;
+  app.add_flag("--model-hubs", with_hubs,
+               "also run the storage, Hugging Face and Civitai fakes with a few small demo models "
+               "(hf://demo/tiny/tiny.safetensors, civitai:20, STORAGE/o/upscaler.pth; URLs printed)");
   CLI11_PARSE(app, argc, argv);
 
   // The sandbox accepts any bearer token unless AUTOPOD_SANDBOX_KEY says which (kept out of argv).
@@ -78,9 +83,27 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
+  sandbox::StorageOptions storage_options;
+  storage_options.require_signature = false;  // plain URLs are served as a plain web server would
+  sandbox::StorageServer storage(storage_options);
+  sandbox::HfFake hf(storage);
+  sandbox::CivitaiFake civitai(storage);
+  if (with_hubs) {
+    for (auto st : {storage.start(), hf.start(), civitai.start()})
+      if (!st) {
+        std::cerr << st.error().describe() << "\n";
+        return 1;
+      }
+    hf.add_lfs_file("demo/tiny", "tiny.safetensors", std::string(24 << 20, 'h'));
+    civitai.add_version("10", "20", "LORA",
+                        {sandbox::CivitaiFile{"30", "demo-style.safetensors", "Model", true,
+                                              std::string(3 << 20, 'c'), "SafeTensor"}});
+    storage.put("upscaler.pth", std::string(1 << 20, 'u'));
+  }
   std::cout << server.url();
   if (sshd) std::cout << " sshd=127.0.0.1:" << sshd->port();
   if (with_comfy) std::cout << " comfy=127.0.0.1:" << comfy.port();
+  if (with_hubs) std::cout << " hf=" << hf.url() << " civitai=" << civitai.url() << " storage=" << storage.url();
   std::cout << std::endl;  // the readiness line scripts wait for
   int sig = 0;
   sigwait(&signals, &sig);
