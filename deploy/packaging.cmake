@@ -6,7 +6,8 @@
 include(GNUInstallDirs)
 
 install(TARGETS autopod autopod-tunneld RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
-install(FILES deploy/systemd/autopod-maintain.service deploy/systemd/autopod-maintain.timer
+install(FILES deploy/systemd/autopod-agent.service deploy/systemd/autopod-maintain.service
+              deploy/systemd/autopod-maintain.timer
         DESTINATION lib/systemd/user)
 
 # Completion scripts come from the CLI definition (`autopod completion SHELL`), so they cannot

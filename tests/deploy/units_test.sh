@@ -11,14 +11,15 @@ if ! command -v systemd-analyze >/dev/null; then
 fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-cp "$src"/deploy/systemd/autopod-maintain.service "$src"/deploy/systemd/autopod-maintain.timer "$work"/
-sed -i "s|/usr/bin/autopod|$bin|" "$work"/autopod-maintain.service
+cp "$src"/deploy/systemd/autopod-maintain.service "$src"/deploy/systemd/autopod-maintain.timer \
+  "$src"/deploy/systemd/autopod-agent.service "$work"/
+sed -i "s|/usr/bin/autopod|$bin|" "$work"/autopod-maintain.service "$work"/autopod-agent.service
 grep -q "^ExecStart=$bin maintain$" "$work"/autopod-maintain.service
 # --user needs a runtime directory; in a container without one it fails with "Failed to
 # initialize manager". A private one is enough.
 mkdir -m 0700 "$work/runtime"
 XDG_RUNTIME_DIR=$work/runtime systemd-analyze verify --user \
-  "$work"/autopod-maintain.service "$work"/autopod-maintain.timer
+  "$work"/autopod-maintain.service "$work"/autopod-maintain.timer "$work"/autopod-agent.service
 # The check is real: a unit whose program is missing fails it.
 sed "s|^ExecStart=.*|ExecStart=$work/missing maintain|" "$work"/autopod-maintain.service \
   >"$work"/broken.service
@@ -31,4 +32,6 @@ grep -q '^Type=oneshot$' "$work"/autopod-maintain.service
 grep -q '^ReadWritePaths=%h/.autopod$' "$work"/autopod-maintain.service
 grep -q '^OnCalendar=\*:0/5$' "$work"/autopod-maintain.timer
 grep -q '^Persistent=true$' "$work"/autopod-maintain.timer
+grep -q "^ExecStart=$bin agent --listen 127.0.0.1:8787$" "$work"/autopod-agent.service
+grep -q '^Type=notify$' "$work"/autopod-agent.service
 echo "units verify"
