@@ -227,6 +227,12 @@ class Daemon {
     if (connected) {
       auto wake = m_pool->next_wakeup();
       if (wake && (!until || *wake < *until)) until = wake;
+      // With several sessions, or opens in flight, libssh2 may hold data it read for one
+      // session while poll() watches only sockets: look again at least every 100 ms rather than
+      // trust every wake-up (a 20 s stall of an echo was seen once under load).
+      auto s = m_pool->stats();
+      auto soon = now + std::chrono::milliseconds(100);
+      if ((s.sessions > 1 || s.opens_pending > 0) && (!until || soon < *until)) until = soon;
     }
     if (!until) return -1;
     // Round up: waking a millisecond early would only spin.
