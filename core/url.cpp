@@ -31,6 +31,41 @@ std::string url_encode(const std::string& text) {
   return s;
 }
 
+std::string url_decode(const std::string& text) {
+  int length = 0;
+  char* out = curl_easy_unescape(nullptr, text.data(), static_cast<int>(text.size()), &length);
+  if (!out) return text;
+  std::string s(out, static_cast<std::size_t>(length));
+  curl_free(out);
+  return s;
+}
+
+namespace {
+
+std::string form_decode(std::string text) {
+  for (char& c : text)
+    if (c == '+') c = ' ';
+  return url_decode(text);
+}
+
+}  // namespace
+
+std::map<std::string, std::string> parse_query(const std::string& query) {
+  std::map<std::string, std::string> out;
+  std::size_t start = 0;
+  while (start <= query.size()) {
+    auto amp = query.find('&', start);
+    std::string pair = query.substr(start, amp == std::string::npos ? std::string::npos : amp - start);
+    if (!pair.empty()) {
+      auto eq = pair.find('=');
+      out[form_decode(pair.substr(0, eq))] = eq == std::string::npos ? "" : form_decode(pair.substr(eq + 1));
+    }
+    if (amp == std::string::npos) break;
+    start = amp + 1;
+  }
+  return out;
+}
+
 std::string Url::authority() const {
   bool v6 = host.find(':') != std::string::npos;
   return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);

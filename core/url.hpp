@@ -2,6 +2,7 @@
 // URLs parsed once, with libcurl's URL API (curl_url): IPv6 literals, default ports, percent
 // encoding and user info are libcurl's business, not ours.
 
+#include <map>
 #include <string>
 
 #include "core/result.hpp"
@@ -23,6 +24,13 @@ struct Url {
 
 // Percent-encodes everything but RFC 3986's unreserved characters, for a query value.
 std::string url_encode(const std::string& text);
+
+// Percent-decodes `text` ('+' stays '+', as in a path).
+std::string url_decode(const std::string& text);
+
+// The name=value pairs of a query string (without "?"), percent- and '+'-decoded as a form
+// would be; a later name wins, a name without '=' maps to "".
+std::map<std::string, std::string> parse_query(const std::string& query);
 
 // invalid_argument naming `url` when libcurl cannot parse it or it has no host.
 Result<Url> parse_url(const std::string& url);

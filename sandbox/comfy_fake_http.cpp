@@ -146,7 +146,7 @@ HttpReply ComfyFake::Impl::route(const HttpExchange& ex) {
     return json_reply(catalog());
   if (path.rfind("/object_info/", 0) == 0 && m == "GET") {
     json cat = catalog();
-    std::string cls = url_decode(path.substr(13));
+    std::string cls = core::url_decode(path.substr(13));
     return json_reply(cat.contains(cls) ? json{{cls, cat[cls]}} : json::object());
   }
   if (path == "/view" && m == "GET")

@@ -22,6 +22,7 @@
 
 #include "core/fs.hpp"
 #include "core/random.hpp"
+#include "core/url.hpp"
 #include "sandbox/comfy_fake.hpp"
 #include "sandbox/http_server.hpp"
 
@@ -93,34 +94,9 @@ inline std::string uuid4() {
          "-" + h.substr(20);
 }
 
-inline std::string url_decode(const std::string& s) {
-  std::string out;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '+') {
-      out += ' ';
-    } else if (s[i] == '%' && i + 2 < s.size()) {
-      out += static_cast<char>(std::stoi(s.substr(i + 1, 2), nullptr, 16));
-      i += 2;
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
-}
-
 inline std::map<std::string, std::string> parse_query(const std::string& target) {
-  std::map<std::string, std::string> q;
   auto at = target.find('?');
-  if (at == std::string::npos)
-    return q;
-  std::stringstream ss(target.substr(at + 1));
-  std::string pair;
-  while (std::getline(ss, pair, '&')) {
-    auto eq = pair.find('=');
-    q[url_decode(pair.substr(0, eq))] =
-        eq == std::string::npos ? "" : url_decode(pair.substr(eq + 1));
-  }
-  return q;
+  return at == std::string::npos ? std::map<std::string, std::string>{} : core::parse_query(target.substr(at + 1));
 }
 
 // `child` resolved stays inside `root` (os.path.commonpath on absolute paths, as the server does).

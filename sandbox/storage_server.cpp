@@ -44,20 +44,6 @@ std::int64_t unix_now() {
       .count();
 }
 
-std::map<std::string, std::string> query_map(const std::string& query) {
-  std::map<std::string, std::string> out;
-  std::size_t start = 0;
-  while (start < query.size()) {
-    auto amp = query.find('&', start);
-    std::string pair = query.substr(start, amp == std::string::npos ? std::string::npos : amp - start);
-    auto eq = pair.find('=');
-    if (eq != std::string::npos) out[pair.substr(0, eq)] = pair.substr(eq + 1);
-    if (amp == std::string::npos) break;
-    start = amp + 1;
-  }
-  return out;
-}
-
 std::string xml_error(const std::string& code, const std::string& message) {
   return "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>" + code + "</Code><Message>" +
          message + "</Message></Error>";
@@ -180,7 +166,7 @@ bool StorageServer::Impl::serve_one(tcp::socket& s, const http::request<http::em
   std::string target(req.target());
   auto qmark = target.find('?');
   std::string path = target.substr(0, qmark);
-  auto query = query_map(qmark == std::string::npos ? "" : target.substr(qmark + 1));
+  auto query = core::parse_query(qmark == std::string::npos ? "" : target.substr(qmark + 1));
   if (entry.authorization) {
     record(400);  // S3's answer to a token beside a signature
     return reply(s, 400, "Bad Request", xml_error("InvalidArgument", "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, Signature query string parameter or the Authorization header should be specified"));

@@ -57,6 +57,9 @@ struct Listener {
 // A listening socket on 127.0.0.1 on a port the kernel picks (SO_REUSEADDR, close-on-exec).
 core::Result<Listener> listen_loopback(int backlog);
 
+// Sends all `n` bytes on a blocking socket (retrying EINTR); false when the peer is gone.
+bool write_full(int fd, const char* buf, std::size_t n);
+
 // Client helpers (blocking sockets): each returns an error when the bytes are not exact.
 core::Result<int> connect_tcp(int port);
 core::Status push_pattern(int port, std::uint64_t bytes, std::uint64_t seed);

@@ -18,17 +18,6 @@ using core::fail;
 
 namespace {
 
-bool write_full(int fd, const char* buf, std::size_t n) {
-  std::size_t sent = 0;
-  while (sent < n) {
-    ssize_t r = ::send(fd, buf + sent, n - sent, MSG_NOSIGNAL);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) return false;
-    sent += static_cast<std::size_t>(r);
-  }
-  return true;
-}
-
 void put_be64(char* p, std::uint64_t v) {
   for (int i = 7; i >= 0; --i) {
     p[i] = static_cast<char>(v & 0xFF);
