@@ -144,8 +144,8 @@ core::Result<core::HttpResponse> ComfyClient::request(const std::string& method,
   return fail(e);
 }
 
-core::Result<json> ComfyClient::get_json(const std::string& path) {
-  TRY_ASSIGN(auto response, request("GET", path));
+core::Result<json> ComfyClient::get_json(const std::string& path, std::chrono::milliseconds timeout) {
+  TRY_ASSIGN(auto response, request("GET", path, {}, timeout));
   try {
     return json::parse(response.body);
   } catch (const json::exception& e) {
@@ -153,8 +153,8 @@ core::Result<json> ComfyClient::get_json(const std::string& path) {
   }
 }
 
-core::Result<SystemStats> ComfyClient::system_stats() {
-  TRY_ASSIGN(auto body, get_json("/system_stats"));
+core::Result<SystemStats> ComfyClient::system_stats(std::chrono::milliseconds timeout) {
+  TRY_ASSIGN(auto body, get_json("/system_stats", timeout));
   return parse_system_stats(body);
 }
 
@@ -165,12 +165,7 @@ core::Result<SystemStats> ComfyClient::wait_ready(std::chrono::milliseconds time
   core::Backoff backoff({milliseconds(250), milliseconds(4000), core::Jitter::none});
   for (int attempt = 1;; ++attempt) {
     auto left = std::chrono::duration_cast<milliseconds>(deadline - m_clock->now());
-    auto answer = request("GET", "/system_stats", {}, std::clamp(left, milliseconds(1), k_request_timeout));
-    core::Result<SystemStats> stats = answer ? [&]() -> core::Result<SystemStats> {
-      auto body = json::parse(answer->body, nullptr, false);
-      if (body.is_discarded()) return fail(ErrorCode::protocol, "comfyui sent malformed JSON for GET /system_stats");
-      return parse_system_stats(body);
-    }() : core::Result<SystemStats>(fail(answer.error()));
+    auto stats = system_stats(std::clamp(left, milliseconds(1), k_request_timeout));
     if (stats) return stats;
     // A 404 or a non-ComfyUI body will not get better by waiting.
     if (stats.error().code == ErrorCode::protocol && stats.error().http_status != 0 &&

@@ -88,7 +88,8 @@ class ComfyClient {
   // The same server over a new connection (the run's download workers each take one).
   ComfyClient another() const;
 
-  core::Result<SystemStats> system_stats();
+  // GET /system_stats, the request bounded by `timeout`.
+  core::Result<SystemStats> system_stats(std::chrono::milliseconds timeout = k_request_timeout);
   // Retries with backoff (0.25 s doubling to 4 s) until the server answers /system_stats or
   // `timeout` passes; each request's own timeout is clipped to what remains, so the wall time
   // stays within `timeout`. timeout error with the elapsed time and the last reason.
@@ -131,7 +132,8 @@ class ComfyClient {
   core::Result<core::HttpResponse> request(const std::string& method, const std::string& path,
                                            const std::string& body = {},
                                            std::chrono::milliseconds timeout = k_request_timeout);
-  core::Result<nlohmann::json> get_json(const std::string& path);
+  core::Result<nlohmann::json> get_json(const std::string& path,
+                                        std::chrono::milliseconds timeout = k_request_timeout);
 
   static constexpr std::chrono::milliseconds k_request_timeout{30000};
 
