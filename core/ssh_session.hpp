@@ -1,5 +1,8 @@
 #pragma once
-// One authenticated libssh2 session to a pod (internal to tunnel/).
+// One authenticated libssh2 (1.10) session to a pod: TCP connect with kernel liveness, host key
+// pinned in AUTOPOD_HOME/known_hosts, key or ssh-agent authentication. The one SSH layer of
+// tunnel/ (which drives it non-blocking in its poll loop) and models/ (exec and SFTP, blocking).
+// Facts: shared/reference/libssh2-tunnels.md §1 and §4.
 
 #include <libssh2.h>
 
@@ -13,17 +16,17 @@
 #include "core/result.hpp"
 #include "core/ssh_endpoint.hpp"
 
-namespace autopod::tunnel {
+namespace autopod::core {
 
 struct SshTarget {
-  core::SshEndpoint endpoint;         // host, port, user, key (empty: use ssh-agent)
+  SshEndpoint endpoint;         // host, port, user, key (empty: use ssh-agent)
   std::filesystem::path known_hosts;  // pinned host keys (trust on first use)
   std::chrono::milliseconds timeout{15000};
 };
 
 // The key type of a private key file ("ssh-ed25519", "ssh-rsa", ...), read without the
 // passphrase: OpenSSH keys carry their public half in clear; PEM says it in its armor line.
-core::Result<std::string> private_key_type(const std::filesystem::path& key);
+Result<std::string> private_key_type(const std::filesystem::path& key);
 
 // Lets another thread stop a SshSession::connect() in progress: cancel() shuts its socket
 // down, so the blocking TCP connect, handshake or authentication fails at once (network).
@@ -33,7 +36,7 @@ class ConnectCancel {
 
  private:
   friend class SshSession;
-  friend core::Result<int> tcp_connect(const SshTarget& t, ConnectCancel* cancel);
+  friend Result<int> tcp_connect(const SshTarget& t, ConnectCancel* cancel);
   bool adopt(int fd);  // false when cancelled already
   void release();      // before the socket is closed or handed over
   std::mutex m_mutex;
@@ -49,7 +52,7 @@ class SshSession {
   // Errors: network (unreachable), auth (refused key, changed host key), invalid_argument
   // (RSA key, which libssh2 1.10 can only sign with SHA-1).
   // `cancel`, when given, must outlive the call.
-  static core::Result<std::unique_ptr<SshSession>> connect(const SshTarget& target,
+  static Result<std::unique_ptr<SshSession>> connect(const SshTarget& target,
                                                            ConnectCancel* cancel = nullptr);
   ~SshSession();
   SshSession(const SshSession&) = delete;
@@ -75,7 +78,7 @@ class SshSession {
   std::string m_fingerprint;
 };
 
-// libssh2's last error for the session as text.
-std::string last_error(LIBSSH2_SESSION* session);
+// libssh2's last error for the session as text ("message [code]").
+std::string ssh_error(LIBSSH2_SESSION* session);
 
-}  // namespace autopod::tunnel
+}  // namespace autopod::core
