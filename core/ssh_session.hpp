@@ -12,6 +12,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 
 #include "core/result.hpp"
 #include "core/ssh_endpoint.hpp"
@@ -77,6 +78,23 @@ class SshSession {
   int m_socket = -1;
   std::string m_fingerprint;
 };
+
+// What a command run over exec printed and how it ended.
+struct ExecResult {
+  int exit_status = -1;  // the command's exit status; -1 when it was killed by a signal
+  std::string signal;    // "TERM", "KILL", ... when it was killed; empty otherwise
+  std::string out;       // everything it wrote on stdout
+  std::string err;       // and on stderr
+};
+
+// Runs `command` through the server's shell for the session's user on a new channel, with `input`
+// written to its stdin and then EOF, collecting stdout and stderr until it exits. Secrets go in
+// `input`, never in `command` (the server's process list shows it). At most `timeout` in all:
+// timeout then, with the channel closed. Not while a tunnel poll loop drives the session; the
+// session is left in blocking mode. Errors: network (the session broke), remote (the server
+// refused the channel or the exec), timeout. A non-zero exit status is not an error.
+Result<ExecResult> ssh_exec(SshSession& session, const std::string& command, std::string_view input,
+                            std::chrono::milliseconds timeout);
 
 // libssh2's last error for the session as text ("message [code]").
 std::string ssh_error(LIBSSH2_SESSION* session);
