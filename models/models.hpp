@@ -167,6 +167,8 @@ struct PlacedRecord {
 };
 
 std::filesystem::path record_path(const std::filesystem::path& model_file);
+// The record as written to its file (JSON with a "version"), for writers on the pod side too.
+std::string record_text(const PlacedRecord& record);
 core::Status write_record(const std::filesystem::path& model_file, const PlacedRecord& record);
 // not_found when the model has no record.
 core::Result<PlacedRecord> read_record(const std::filesystem::path& model_file);

@@ -364,6 +364,7 @@ void add_models_commands(CLI::App& app, Context& ctx, int& exit_code) {
     c->add_option("ID", f.id, "task id (autopod models tasks)")->required();
     c->callback(run(ctx, exit_code, [&ctx, control = control] { return cmd_control(ctx, f.id, control); }));
   }
+  add_models_push_command(*models, ctx, exit_code);
 }
 
 }  // namespace autopod::agent
