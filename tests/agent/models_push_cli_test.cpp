@@ -191,5 +191,26 @@ TEST_F(PushCli, ADifferentFileUnderTheNameIsNotReplaced) {
   EXPECT_EQ(slurp(root / "loras" / "mine.safetensors"), bytes_of(4096, 99));
 }
 
+// The pod path pins host keys as tunnels do: a changed key stops push and sync before a byte.
+TEST_F(PushCli, AChangedHostKeyIsRefusedByPushAndSync) {
+  write_local(4096);
+  auto fake = core::run_capture({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", (dir / "fake_host").string()});
+  ASSERT_TRUE(fake && fake->exit_code == 0);
+  auto pub = core::read_file(dir / "fake_host.pub");
+  ASSERT_TRUE(core::write_file_atomic(dir / "home" / "known_hosts",
+                                      "[127.0.0.1]:" + std::to_string(sshd->port()) + " " +
+                                          pub->substr(0, pub->rfind(' ')) + "\n",
+                                      0600));
+  auto r = push();
+  EXPECT_RUN(r, 4);
+  EXPECT_NE(r.err.find("host key changed"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(root / "loras"));
+  auto manifest = dir / "m.yaml";
+  std::ofstream(manifest) << "models:\n  - source: https://example.org/a.pth\n    folder: upscale_models\n";
+  auto sync = autopod({"models", "sync", manifest.string(), "comfy", "--models-root", root.string(), "--dry-run"});
+  EXPECT_RUN(sync, 4);
+  EXPECT_NE(sync.err.find("host key changed"), std::string::npos) << sync.err;
+}
+
 }  // namespace
 }  // namespace autopod::testing
