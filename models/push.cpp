@@ -30,18 +30,28 @@ std::string quote(const std::string& s) {
   return q + "'";
 }
 
-// sha256sum reads ~1 GB/s; allow a slow volume 50 MB/s, and never less than a minute.
+// Hashing on the pod reads 0.5-1.2 GB/s; allow a slow volume 50 MB/s, and never less than a minute.
 std::chrono::milliseconds hash_timeout(std::int64_t bytes) {
   return std::max<std::chrono::milliseconds>(60s, std::chrono::milliseconds(bytes / 50'000));
 }
 
-// sha256sum of `path` on the pod, over exec.
+// The sha256 of `path` on the pod, over exec: python3's hashlib (OpenSSL: 1.2 GB/s here, where
+// coreutils 9.1's sha256sum does 0.45), else sha256sum. Both print the hex digest first.
 core::Result<std::string> pod_sha256(core::SshSession& session, const std::string& path, std::int64_t size) {
-  TRY_ASSIGN(auto r, core::ssh_exec(session, "sha256sum -- " + quote(path), "", hash_timeout(size)));
+  const std::string script =
+      "import hashlib, sys\n"
+      "h = hashlib.sha256()\n"
+      "with open(sys.argv[1], 'rb') as f:\n"
+      "    for b in iter(lambda: f.read(4 << 20), b''):\n"
+      "        h.update(b)\n"
+      "print(h.hexdigest())\n";
+  std::string command = "if command -v python3 >/dev/null; then python3 -c " + quote(script) + " " + quote(path) +
+                        "; else sha256sum -- " + quote(path) + "; fi";
+  TRY_ASSIGN(auto r, core::ssh_exec(session, command, "", hash_timeout(size)));
   if (r.exit_status == 127)
-    return fail(ErrorCode::not_found, "the pod has no sha256sum", "install coreutils on the pod");
+    return fail(ErrorCode::not_found, "the pod has neither python3 nor sha256sum", "install coreutils on the pod");
   if (r.exit_status != 0 || r.out.size() < 64)
-    return fail(ErrorCode::remote, "sha256sum " + path + " failed on the pod: " + r.err);
+    return fail(ErrorCode::remote, "hashing " + path + " failed on the pod: " + r.err);
   return r.out.substr(0, 64);
 }
 

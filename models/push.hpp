@@ -44,13 +44,13 @@ struct PushResult {
 std::string push_partial_name(const std::string& name, std::int64_t size);
 
 // Sends `request.local` to ROOT/FOLDER/NAME. A partial file from an earlier push is kept when
-// its size and sha256 (sha256sum on the pod over exec) match the local file's first bytes, else
-// sent again; the whole file's sha256 is compared on both ends before the rename; then the
-// record NAME.autopod.json (source "push:LOCAL_NAME") is written beside it. Errors:
-// invalid_argument (a folder or name leaving the models root, a folder that is a symlink out of
-// it, not a regular local file), not_found (no models root, no sha256sum on the pod), conflict
-// (a different file already has the name), protocol (hashes differ: the partial file is
-// removed), network/timeout (the link dropped: run again to resume).
+// its size and sha256 (python3's hashlib, else sha256sum, on the pod over exec) match the local
+// file's first bytes, else sent again; the whole file's sha256 is compared on both ends before
+// the rename; then the record NAME.autopod.json (source "push:LOCAL_NAME") is written beside it.
+// Errors: invalid_argument (a folder or name leaving the models root, a folder that is a symlink
+// out of it, not a regular local file), not_found (no models root; neither python3 nor
+// sha256sum on the pod), conflict (a different file already has the name), protocol (hashes
+// differ: the partial file is removed), network/timeout (the link dropped: run again to resume).
 core::Result<PushResult> push_file(core::SshSession& session, const PushRequest& request,
                                    const std::function<void(const PushProgress&)>& progress);
 
