@@ -15,24 +15,27 @@ core::SshTarget target_of(const core::Config& cfg, const providers::Pod& pod) {
 
 // 128+N for a command killed by signal NAME, as a local shell reports it.
 int signal_status(const std::string& name) {
-  const std::pair<const char*, int> known[] = {{"HUP", SIGHUP}, {"INT", SIGINT}, {"QUIT", SIGQUIT},
-                                               {"ABRT", SIGABRT}, {"KILL", SIGKILL}, {"SEGV", SIGSEGV},
-                                               {"PIPE", SIGPIPE}, {"TERM", SIGTERM}};
+  const std::pair<const char*, int> known[] = {
+      {"HUP", SIGHUP},   {"INT", SIGINT},   {"QUIT", SIGQUIT}, {"ABRT", SIGABRT},
+      {"KILL", SIGKILL}, {"SEGV", SIGSEGV}, {"PIPE", SIGPIPE}, {"TERM", SIGTERM}};
   for (const auto& [n, number] : known)
-    if (name == n) return 128 + number;
+    if (name == n)
+      return 128 + number;
   return 255;
 }
 
 }  // namespace
 
-core::Result<std::unique_ptr<core::SshSession>> connect_pod(const core::Config& cfg, const providers::Pod& pod) {
+core::Result<std::unique_ptr<core::SshSession>> connect_pod(const core::Config& cfg,
+                                                            const providers::Pod& pod) {
   return core::SshSession::connect(target_of(cfg, pod));
 }
 
 models::PodExec pod_exec(const core::Config& cfg, const providers::Pod& pod) {
   auto session = std::make_shared<std::unique_ptr<core::SshSession>>();
-  return [session, target = target_of(cfg, pod)](const std::string& command,
-                                                const std::string& input) -> core::Result<core::ProcessOutput> {
+  return [session, target = target_of(cfg, pod)](
+             const std::string& command,
+             const std::string& input) -> core::Result<core::ProcessOutput> {
     if (!*session) {
       TRY_ASSIGN(*session, core::SshSession::connect(target));
     }

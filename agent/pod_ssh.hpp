@@ -12,7 +12,8 @@
 namespace autopod::agent {
 
 // A session to `pod`, which must have an endpoint; SshSession::connect's errors.
-core::Result<std::unique_ptr<core::SshSession>> connect_pod(const core::Config& cfg, const providers::Pod& pod);
+core::Result<std::unique_ptr<core::SshSession>> connect_pod(const core::Config& cfg,
+                                                            const providers::Pod& pod);
 
 // A PodExec that runs each command over exec on one session, connected on the first call and
 // reused by the next ones (a failed call drops it; the next one connects again). Commands get

@@ -28,7 +28,9 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 constexpr std::int64_t k_size = 1LL << 30;
 
-double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
@@ -39,7 +41,9 @@ struct PushTimes {
   double total = -1, send = -1;
 };
 
-PushTimes push_once(const autopod::core::SshTarget& target, const fs::path& local, const fs::path& root) {
+PushTimes push_once(const autopod::core::SshTarget& target,
+                    const fs::path& local,
+                    const fs::path& root) {
   fs::remove_all(root / "loras");
   auto t = Clock::now();
   auto session = autopod::core::SshSession::connect(target);
@@ -50,7 +54,8 @@ PushTimes push_once(const autopod::core::SshTarget& target, const fs::path& loca
   PushTimes out;
   autopod::models::PushRequest req{local, root.string(), "loras", ""};
   auto r = autopod::models::push_file(**session, req, [&](const autopod::models::PushProgress& p) {
-    if (p.phase == autopod::models::PushPhase::verifying && out.send < 0) out.send = since(t);
+    if (p.phase == autopod::models::PushPhase::verifying && out.send < 0)
+      out.send = since(t);
   });
   if (!r) {
     std::fprintf(stderr, "push failed: %s\n", r.error().message.c_str());
@@ -93,18 +98,22 @@ int main() {
       std::memcpy(&block[i], &v, 8);
     }
     std::ofstream out(local, std::ios::binary);
-    for (std::int64_t n = 0; n < k_size; n += static_cast<std::int64_t>(block.size())) out << block;
+    for (std::int64_t n = 0; n < k_size; n += static_cast<std::int64_t>(block.size()))
+      out << block;
   }
   autopod::core::SshTarget target;
   target.endpoint = {"127.0.0.1", (*sshd)->port(), (*sshd)->user(), key->private_key};
   target.known_hosts = dir / "known_hosts";
   auto scp_argv = [&](std::vector<std::string> extra) {
-    std::vector<std::string> argv = {"scp", "-q", "-i", key->private_key.string(), "-P",
-                                     std::to_string((*sshd)->port()), "-o", "BatchMode=yes", "-o",
-                                     "UserKnownHostsFile=" + target.known_hosts.string(), "-o",
-                                     "StrictHostKeyChecking=accept-new"};
+    std::vector<std::string> argv = {"scp", "-q",
+                                     "-i",  key->private_key.string(),
+                                     "-P",  std::to_string((*sshd)->port()),
+                                     "-o",  "BatchMode=yes",
+                                     "-o",  "UserKnownHostsFile=" + target.known_hosts.string(),
+                                     "-o",  "StrictHostKeyChecking=accept-new"};
     argv.insert(argv.end(), extra.begin(), extra.end());
-    argv.insert(argv.end(), {local.string(), (*sshd)->user() + "@127.0.0.1:" + (dir / "scp.out").string()});
+    argv.insert(argv.end(),
+                {local.string(), (*sshd)->user() + "@127.0.0.1:" + (dir / "scp.out").string()});
     return argv;
   };
   std::vector<double> push_total, push_send, scp_default, scp_ctr;
@@ -112,16 +121,19 @@ int main() {
     auto p = push_once(target, local, root);
     push_total.push_back(p.total), push_send.push_back(p.send);
     scp_default.push_back(scp_once(scp_argv({}), dir / "scp.out"));
-    scp_ctr.push_back(scp_once(scp_argv({"-c", "aes128-ctr", "-o", "MACs=hmac-sha2-256"}), dir / "scp.out"));
+    scp_ctr.push_back(
+        scp_once(scp_argv({"-c", "aes128-ctr", "-o", "MACs=hmac-sha2-256"}), dir / "scp.out"));
   }
   auto mbs = [](double secs) { return secs > 0 ? static_cast<double>(k_size) / secs / 1e6 : 0; };
-  double pt = median(push_total), ps = median(push_send), sd = median(scp_default), sc = median(scp_ctr);
+  double pt = median(push_total), ps = median(push_send), sd = median(scp_default),
+         sc = median(scp_ctr);
   std::printf("push 1 GiB through one sshd on 127.0.0.1 (medians of 3, alternating)\n");
   std::printf("  scp, default cipher (chacha20-poly1305)       %6.2f s  %6.0f MB/s\n", sd, mbs(sd));
   std::printf("  scp -c aes128-ctr, hmac-sha2-256 (libssh2's)  %6.2f s  %6.0f MB/s\n", sc, mbs(sc));
   std::printf("  autopod push, sent                            %6.2f s  %6.0f MB/s\n", ps, mbs(ps));
   std::printf("  autopod push, + sha256 on the pod + record    %6.2f s  %6.0f MB/s\n", pt, mbs(pt));
-  std::printf("ratio push / scp (default): %.2fx (sending only: %.2fx); target >= 0.50x\n", sd / pt, sd / ps);
+  std::printf("ratio push / scp (default): %.2fx (sending only: %.2fx); target >= 0.50x\n", sd / pt,
+              sd / ps);
   std::printf("ratio push / scp (same cipher): %.2fx (sending only: %.2fx)\n", sc / pt, sc / ps);
   fs::remove_all(dir);
   return 0;

@@ -4,14 +4,14 @@
 // rename never replaces an existing file on OpenSSH's server (no posix-rename extension) and
 // mtimes come in whole seconds. Facts: shared/reference/libssh2-tunnels.md §1.
 
+#include <libssh2_sftp.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
-
-#include <libssh2_sftp.h>
 
 #include "core/result.hpp"
 #include "core/ssh_session.hpp"
@@ -48,7 +48,10 @@ class SftpFile {
   // is handed, 30000 bytes a packet). `on_block(bytes, count)` sees each block read locally, in
   // order, before it is sent (for hashing); `on_progress(done)` after each acknowledgement,
   // returning false cancels (cancelled). io when the local file ends early.
-  Status copy_from(int fd, std::int64_t from, std::int64_t length, std::int64_t at,
+  Status copy_from(int fd,
+                   std::int64_t from,
+                   std::int64_t length,
+                   std::int64_t at,
                    const std::function<void(const char*, std::size_t)>& on_block,
                    const std::function<bool(std::int64_t done)>& on_progress);
   // Up to `length` bytes from `offset` (fewer at the end of the file).
@@ -59,7 +62,10 @@ class SftpFile {
 
  private:
   friend class Sftp;
-  SftpFile(LIBSSH2_SFTP* sftp, LIBSSH2_SFTP_HANDLE* handle, LIBSSH2_SESSION* session, std::string path)
+  SftpFile(LIBSSH2_SFTP* sftp,
+           LIBSSH2_SFTP_HANDLE* handle,
+           LIBSSH2_SESSION* session,
+           std::string path)
       : m_sftp(sftp), m_handle(handle), m_session(session), m_path(std::move(path)) {}
   Status seek(std::int64_t offset);
   Status failure(const std::string& what);

@@ -27,29 +27,39 @@ class PushDisplay {
   void operator()(const models::PushProgress& p) {
     auto now = Clock::now();
     if (p.phase != m_phase || !m_started) {
-      if (m_tty && m_drawn) std::cerr << "\n";
+      if (m_tty && m_drawn)
+        std::cerr << "\n";
       m_phase = p.phase, m_started = true, m_drawn = false;
       m_start = now, m_start_bytes = p.done;
       if (p.phase != models::PushPhase::sending || !m_tty)
-        std::cerr << (p.phase == models::PushPhase::checking ? "checking the partial file on the pod"
+        std::cerr << (p.phase == models::PushPhase::checking
+                          ? "checking the partial file on the pod"
                       : p.phase == models::PushPhase::verifying ? "verifying sha256 on the pod"
-                      : p.done > 0 ? "resuming at " + format_bytes(static_cast<std::uint64_t>(p.done))
-                                   : std::string("sending"))
+                      : p.done > 0
+                          ? "resuming at " + format_bytes(static_cast<std::uint64_t>(p.done))
+                          : std::string("sending"))
                   << "\n";
       return;
     }
-    if (p.phase != models::PushPhase::sending) return;
+    if (p.phase != models::PushPhase::sending)
+      return;
     double secs = std::chrono::duration<double>(now - m_start).count();
     double speed = secs > 0 ? static_cast<double>(p.done - m_start_bytes) / secs : 0;
     int pct = p.total > 0 ? static_cast<int>(p.done * 100 / p.total) : 100;
-    std::string eta = speed > 0 ? std::to_string(static_cast<long long>(static_cast<double>(p.total - p.done) / speed)) + "s" : "?";
-    std::string line = std::to_string(pct) + "%  " + format_bytes(static_cast<std::uint64_t>(p.done)) + " / " +
+    std::string eta = speed > 0 ? std::to_string(static_cast<long long>(
+                                      static_cast<double>(p.total - p.done) / speed)) +
+                                      "s"
+                                : "?";
+    std::string line = std::to_string(pct) + "%  " +
+                       format_bytes(static_cast<std::uint64_t>(p.done)) + " / " +
                        format_bytes(static_cast<std::uint64_t>(p.total)) + "  " +
                        format_bytes(static_cast<std::uint64_t>(speed)) + "/s  eta " + eta;
     if (m_tty) {
-      if (now - m_drawn_at < std::chrono::milliseconds(100) && p.done < p.total) return;
+      if (now - m_drawn_at < std::chrono::milliseconds(100) && p.done < p.total)
+        return;
       int filled = pct / 5;
-      std::cerr << "\r\x1b[2K[" << std::string(filled, '#') << std::string(20 - filled, '-') << "] " << line << std::flush;
+      std::cerr << "\r\x1b[2K[" << std::string(filled, '#') << std::string(20 - filled, '-') << "] "
+                << line << std::flush;
       m_drawn = true, m_drawn_at = now;
     } else if (pct / 10 > m_last_tenth || p.done == p.total) {
       m_last_tenth = pct / 10;
@@ -57,7 +67,8 @@ class PushDisplay {
     }
   }
   void end() {
-    if (m_tty && m_drawn) std::cerr << "\n";
+    if (m_tty && m_drawn)
+      std::cerr << "\n";
   }
 
  private:
@@ -74,15 +85,19 @@ core::Status cmd_push(Context& ctx, const PushFlags& f) {
   TRY_ASSIGN(auto provider, ctx.provider());
   TRY_ASSIGN(auto pod, providers::find_pod(*provider, f.pod));
   if (!pod.ssh)
-    return core::fail(core::ErrorCode::not_found, "pod " + pod.name + " has no direct ssh endpoint yet",
-                      "it needs 22/tcp exposed and to be running: autopod connect --name " + pod.name);
-  models::PushRequest req{f.local, !f.models_root.empty() ? f.models_root : pod.models_root, f.folder, f.name};
+    return core::fail(
+        core::ErrorCode::not_found, "pod " + pod.name + " has no direct ssh endpoint yet",
+        "it needs 22/tcp exposed and to be running: autopod connect --name " + pod.name);
+  models::PushRequest req{f.local, !f.models_root.empty() ? f.models_root : pod.models_root,
+                          f.folder, f.name};
   if (req.root.empty())
-    return core::fail(core::ErrorCode::invalid_argument, "pod " + pod.name + " names no models root", "pass --models-root");
+    return core::fail(core::ErrorCode::invalid_argument,
+                      "pod " + pod.name + " names no models root", "pass --models-root");
   TRY(ctx.ensure_key(pod));
   TRY_ASSIGN(auto session, connect_pod(*cfg, pod));
   PushDisplay display;
-  auto pushed = models::push_file(*session, req, [&](const models::PushProgress& p) { display(p); });
+  auto pushed =
+      models::push_file(*session, req, [&](const models::PushProgress& p) { display(p); });
   display.end();
   if (!pushed) {
     auto e = pushed.error();
@@ -90,12 +105,19 @@ core::Status cmd_push(Context& ctx, const PushFlags& f) {
       e.hint = "run the same push again: it resumes from what arrived";
     return core::fail(e);
   }
-  if (pushed->already_there) std::cerr << "already on the pod (same sha256)\n";
-  if (pushed->restarted) std::cerr << "the partial file on the pod held other bytes: sent again\n";
+  if (pushed->already_there)
+    std::cerr << "already on the pod (same sha256)\n";
+  if (pushed->restarted)
+    std::cerr << "the partial file on the pod held other bytes: sent again\n";
   if (ctx.json())
-    std::cout << nlohmann::json{{"path", pushed->path}, {"size", pushed->size}, {"sha256", pushed->sha256},
-                                {"resumed_from", pushed->resumed_from}, {"restarted", pushed->restarted},
-                                {"already_there", pushed->already_there}}.dump() << "\n";
+    std::cout << nlohmann::json{{"path", pushed->path},
+                                {"size", pushed->size},
+                                {"sha256", pushed->sha256},
+                                {"resumed_from", pushed->resumed_from},
+                                {"restarted", pushed->restarted},
+                                {"already_there", pushed->already_there}}
+                     .dump()
+              << "\n";
   else
     std::cout << pushed->path << "\n";
   return {};
@@ -105,10 +127,13 @@ core::Status cmd_push(Context& ctx, const PushFlags& f) {
 
 void add_models_push_command(CLI::App& models, Context& ctx, int& exit_code) {
   static PushFlags f;
-  auto* push = models.add_subcommand("push", "send a file from this machine to the pod's models root (resumable, sha256-verified)");
+  auto* push = models.add_subcommand(
+      "push",
+      "send a file from this machine to the pod's models root (resumable, sha256-verified)");
   push->add_option("LOCAL_FILE", f.local, "the model file on this machine")->required();
   push->add_option("POD", f.pod, "pod id or name (default: the only pod)");
-  push->add_option("--folder", f.folder, "ComfyUI folder key (loras, checkpoints, ...)")->required();
+  push->add_option("--folder", f.folder, "ComfyUI folder key (loras, checkpoints, ...)")
+      ->required();
   push->add_option("--name", f.name, "file name on the pod (default: LOCAL_FILE's)");
   push->add_option("--models-root", f.models_root, "the pod's models root (default: the pod's)");
   push->callback(run(ctx, exit_code, [&ctx] { return cmd_push(ctx, f); }));

@@ -21,7 +21,8 @@ namespace {
 std::string bytes_of(std::size_t n, unsigned seed) {
   std::string out(n, '\0');
   std::mt19937 rng(seed);
-  for (auto& c : out) c = static_cast<char>(rng() & 0xff);
+  for (auto& c : out)
+    c = static_cast<char>(rng() & 0xff);
   return out;
 }
 
@@ -36,21 +37,25 @@ std::string slurp(const std::filesystem::path& p) {
 std::vector<pid_t> descendants(pid_t root) {
   std::vector<pid_t> out;
   for (pid_t child : children_of(root)) {
-    for (pid_t d : descendants(child)) out.push_back(d);
+    for (pid_t d : descendants(child))
+      out.push_back(d);
     out.push_back(child);
   }
   return out;
 }
 
 // Waits (inotify, no polling) until `file` in `dir` holds at least `bytes`, at most 60 s.
-bool wait_for_size(const std::filesystem::path& dir, const std::filesystem::path& file, std::uintmax_t bytes) {
+bool wait_for_size(const std::filesystem::path& dir,
+                   const std::filesystem::path& file,
+                   std::uintmax_t bytes) {
   int fd = ::inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
   ::inotify_add_watch(fd, dir.c_str(), IN_MODIFY | IN_CREATE);
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   bool reached = false;
   while (!reached && std::chrono::steady_clock::now() < deadline) {
     std::error_code ec;
-    if (std::filesystem::file_size(file, ec) >= bytes && !ec) reached = true;
+    if (std::filesystem::file_size(file, ec) >= bytes && !ec)
+      reached = true;
     else {
       pollfd p{fd, POLLIN, 0};
       ::poll(&p, 1, 1000);
@@ -79,13 +84,15 @@ struct PushCli : Cli {
     std::ofstream(local, std::ios::binary) << data;
   }
   core::ProcessOutput push(std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {"models", "push", local.string(), "comfy", "--folder", "loras",
-                                     "--models-root", root.string()};
+    std::vector<std::string> args = {"models",   "push",  local.string(),  "comfy",
+                                     "--folder", "loras", "--models-root", root.string()};
     args.insert(args.end(), extra.begin(), extra.end());
     return autopod(args);
   }
   std::filesystem::path partial() const {
-    return root / "loras" / models::push_partial_name(local.filename().string(), static_cast<std::int64_t>(data.size()));
+    return root / "loras" /
+           models::push_partial_name(local.filename().string(),
+                                     static_cast<std::int64_t>(data.size()));
   }
 };
 
@@ -121,7 +128,8 @@ TEST_F(PushCli, ACutConnectionResumesAndVerifies) {
   core::ProcessOutput first;
   std::thread pushing([&] { first = push(); });
   bool reached = wait_for_size(root / "loras", partial(), 16u << 20);
-  for (pid_t p : descendants(sshd->pid())) ::kill(p, SIGKILL);
+  for (pid_t p : descendants(sshd->pid()))
+    ::kill(p, SIGKILL);
   pushing.join();
   ASSERT_TRUE(reached) << first.err;
   EXPECT_NE(first.exit_code, 0) << first.err;
@@ -169,7 +177,9 @@ TEST_F(PushCli, APartialFileWithWrongBytesIsSentAgain) {
 TEST_F(PushCli, RefusesPathsThatEscapeTheModelsRoot) {
   write_local(4096);
   EXPECT_RUN(push({"--name", "../../evil.safetensors"}), 2);
-  EXPECT_RUN(autopod({"models", "push", local.string(), "comfy", "--folder", "../..", "--models-root", root.string()}), 2);
+  EXPECT_RUN(autopod({"models", "push", local.string(), "comfy", "--folder", "../..",
+                      "--models-root", root.string()}),
+             2);
   // A folder that is a symlink out of the root on the pod is refused before a byte is sent.
   auto outside = dir / "outside";
   std::filesystem::create_directories(outside);
@@ -194,20 +204,23 @@ TEST_F(PushCli, ADifferentFileUnderTheNameIsNotReplaced) {
 // The pod path pins host keys as tunnels do: a changed key stops push and sync before a byte.
 TEST_F(PushCli, AChangedHostKeyIsRefusedByPushAndSync) {
   write_local(4096);
-  auto fake = core::run_capture({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", (dir / "fake_host").string()});
+  auto fake = core::run_capture(
+      {"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", (dir / "fake_host").string()});
   ASSERT_TRUE(fake && fake->exit_code == 0);
   auto pub = core::read_file(dir / "fake_host.pub");
-  ASSERT_TRUE(core::write_file_atomic(dir / "home" / "known_hosts",
-                                      "[127.0.0.1]:" + std::to_string(sshd->port()) + " " +
-                                          pub->substr(0, pub->rfind(' ')) + "\n",
-                                      0600));
+  ASSERT_TRUE(core::write_file_atomic(
+      dir / "home" / "known_hosts",
+      "[127.0.0.1]:" + std::to_string(sshd->port()) + " " + pub->substr(0, pub->rfind(' ')) + "\n",
+      0600));
   auto r = push();
   EXPECT_RUN(r, 4);
   EXPECT_NE(r.err.find("host key changed"), std::string::npos) << r.err;
   EXPECT_FALSE(std::filesystem::exists(root / "loras"));
   auto manifest = dir / "m.yaml";
-  std::ofstream(manifest) << "models:\n  - source: https://example.org/a.pth\n    folder: upscale_models\n";
-  auto sync = autopod({"models", "sync", manifest.string(), "comfy", "--models-root", root.string(), "--dry-run"});
+  std::ofstream(manifest)
+      << "models:\n  - source: https://example.org/a.pth\n    folder: upscale_models\n";
+  auto sync = autopod(
+      {"models", "sync", manifest.string(), "comfy", "--models-root", root.string(), "--dry-run"});
   EXPECT_RUN(sync, 4);
   EXPECT_NE(sync.err.find("host key changed"), std::string::npos) << sync.err;
 }

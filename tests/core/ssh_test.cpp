@@ -24,7 +24,8 @@ using namespace std::chrono_literals;
 std::string random_bytes(std::size_t n, unsigned seed) {
   std::string out(n, '\0');
   std::mt19937 rng(seed);
-  for (auto& c : out) c = static_cast<char>(rng() & 0xff);
+  for (auto& c : out)
+    c = static_cast<char>(rng() & 0xff);
   return out;
 }
 
