@@ -26,6 +26,10 @@ std::string record_text(const PlacedRecord& r) {
   return j.dump(2) + "\n";
 }
 
+std::string pushed_source(const std::string& local_name) { return "push:" + local_name; }
+
+bool is_pushed(const PlacedRecord& r) { return r.source.rfind("push:", 0) == 0; }
+
 core::Status write_record(const std::filesystem::path& model_file, const PlacedRecord& r) {
   return core::write_file_atomic(record_path(model_file), record_text(r), 0644);
 }

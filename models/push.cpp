@@ -235,7 +235,7 @@ struct Push {
   core::Status record() {
     TRY_ASSIGN(auto size_mtime, pod_size_mtime(session, result.path));
     PlacedRecord r;
-    r.source = "push:" + req.local.filename().string();
+    r.source = pushed_source(req.local.filename().string());
     r.folder = req.folder, r.name = req.name, r.sha256 = result.sha256;
     r.size = size_mtime.first, r.mtime_ns = size_mtime.second;
     return write_pod_record(sftp, result.path, r);

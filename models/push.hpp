@@ -31,7 +31,7 @@ struct PushProgress {
 };
 
 struct PushResult {
-  std::string path;               // where the file now is on the pod
+  std::string path;  // where the file now is on the pod
   std::int64_t size = 0;
   std::string sha256;             // lowercase hex, the same on both ends
   std::int64_t resumed_from = 0;  // bytes of a partial file kept from an earlier push
@@ -51,7 +51,8 @@ std::string push_partial_name(const std::string& name, std::int64_t size);
 // out of it, not a regular local file), not_found (no models root; neither python3 nor
 // sha256sum on the pod), conflict (a different file already has the name), protocol (hashes
 // differ: the partial file is removed), network/timeout (the link dropped: run again to resume).
-core::Result<PushResult> push_file(core::SshSession& session, const PushRequest& request,
+core::Result<PushResult> push_file(core::SshSession& session,
+                                   const PushRequest& request,
                                    const std::function<void(const PushProgress&)>& progress);
 
 }  // namespace autopod::models

@@ -114,6 +114,13 @@ TEST_F(PushCli, PlacesTheFileWithItsRecordAndASecondPushSendsNothing) {
   EXPECT_EQ(listing.placed[0].mtime_ns, record->mtime_ns);
   EXPECT_FALSE(std::filesystem::exists(partial()));
 
+  // A pushed file has no source to fetch it again: sync --prune leaves it alone.
+  auto manifest = dir / "empty.yaml";
+  std::ofstream(manifest) << "models: []\n";
+  auto prune = autopod({"models", "sync", manifest.string(), "--local", root.string(), "--prune"});
+  EXPECT_RUN(prune, 0);
+  EXPECT_TRUE(std::filesystem::exists(placed)) << prune.out;
+
   auto again = push({"--json"});
   EXPECT_RUN(again, 0);
   auto j = json::parse(again.out);
