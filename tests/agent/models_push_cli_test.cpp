@@ -49,7 +49,10 @@ bool wait_for_size(const std::filesystem::path& dir,
                    const std::filesystem::path& file,
                    std::uintmax_t bytes) {
   int fd = ::inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
-  ::inotify_add_watch(fd, dir.c_str(), IN_MODIFY | IN_CREATE);
+  if (::inotify_add_watch(fd, dir.c_str(), IN_MODIFY | IN_CREATE) < 0) {
+    ::close(fd);
+    return false;  // the directory must exist: nothing would ever wake the wait
+  }
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   bool reached = false;
   while (!reached && std::chrono::steady_clock::now() < deadline) {
@@ -132,9 +135,10 @@ TEST_F(PushCli, PlacesTheFileWithItsRecordAndASecondPushSendsNothing) {
 // stays; the next push keeps what arrived, sends the rest and verifies the whole.
 TEST_F(PushCli, ACutConnectionResumesAndVerifies) {
   write_local(256u << 20);
+  std::filesystem::create_directories(root / "loras");  // watched before the push starts
   core::ProcessOutput first;
   std::thread pushing([&] { first = push(); });
-  bool reached = wait_for_size(root / "loras", partial(), 16u << 20);
+  bool reached = wait_for_size(root / "loras", partial(), 4u << 20);
   for (pid_t p : descendants(sshd->pid()))
     ::kill(p, SIGKILL);
   pushing.join();
