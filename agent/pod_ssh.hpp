@@ -18,6 +18,7 @@ core::Result<std::unique_ptr<core::SshSession>> connect_pod(const core::Config& 
 // A PodExec that runs each command over exec on one session, connected on the first call and
 // reused by the next ones (a failed call drops it; the next one connects again). Commands get
 // their input on stdin, so tokens never reach a command line. Each call is bounded by 10 minutes.
+// Copies share the session: call them from one thread at a time.
 models::PodExec pod_exec(const core::Config& cfg, const providers::Pod& pod);
 
 }  // namespace autopod::agent

@@ -92,7 +92,8 @@ struct ExecResult {
 // `input`, never in `command` (the server's process list shows it). At most `timeout` in all:
 // timeout then, with the channel closed. Not while a tunnel poll loop drives the session; the
 // session is left in blocking mode. Errors: network (the session broke), remote (the server
-// refused the channel or the exec), timeout. A non-zero exit status is not an error.
+// refused the channel or the exec), timeout. A non-zero exit status is not an error. After a
+// timeout or a network error the session may hold a half-sent packet: drop it, connect again.
 Result<ExecResult> ssh_exec(SshSession& session, const std::string& command, std::string_view input,
                             std::chrono::milliseconds timeout);
 

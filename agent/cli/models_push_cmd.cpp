@@ -77,7 +77,7 @@ class PushDisplay {
   models::PushPhase m_phase = models::PushPhase::checking;
   Clock::time_point m_start, m_drawn_at;
   std::int64_t m_start_bytes = 0;
-  int m_last_tenth = -1;
+  int m_last_tenth = 0;  // a line at each further tenth
 };
 
 core::Status cmd_push(Context& ctx, const PushFlags& f) {
