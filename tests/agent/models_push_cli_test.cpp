@@ -202,6 +202,17 @@ TEST_F(PushCli, RefusesPathsThatEscapeTheModelsRoot) {
   EXPECT_FALSE(std::filesystem::exists(dir / "evil.safetensors"));
 }
 
+// As for sync: a folder may be a symlink to another folder of the same models root.
+TEST_F(PushCli, AFolderLinkedInsideTheRootIsFollowed) {
+  write_local(4096);
+  std::filesystem::create_directories(root / "shared-loras");
+  std::filesystem::create_directory_symlink(root / "shared-loras", root / "loras");
+  auto r = push();
+  EXPECT_RUN(r, 0);
+  EXPECT_TRUE(slurp(root / "shared-loras" / "mine.safetensors") == data);
+  EXPECT_TRUE(std::filesystem::exists(root / "shared-loras" / "mine.safetensors.autopod.json"));
+}
+
 TEST_F(PushCli, ADifferentFileUnderTheNameIsNotReplaced) {
   write_local(4096);
   std::filesystem::create_directories(root / "loras");
