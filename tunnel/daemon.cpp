@@ -85,7 +85,7 @@ class Daemon {
     ::signal(SIGPIPE, SIG_IGN);
     m_signals = ::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
     TRY_ASSIGN(m_listeners, listen_on(m_spec.forwards));
-    SshTarget target;
+    core::SshTarget target;
     target.endpoint = m_spec.ssh;
     target.known_hosts = m_home.known_hosts();
     target.timeout = m_spec.connect_timeout;
