@@ -194,6 +194,14 @@ std::string OpenApi::validate(const json& v, const json& schema, const std::stri
     for (std::string p; std::getline(parts, p, '/');) target = target.at(p);
     return validate(v, target, where);
   }
+  if (schema.contains("oneOf")) {  // exactly one alternative fits
+    int fits = 0;
+    std::string why;
+    for (const auto& alt : schema["oneOf"])
+      if (auto e = validate(v, alt, where); e.empty()) ++fits;
+      else why += (why.empty() ? "" : "; ") + e;
+    if (fits != 1) return where + ": " + std::to_string(fits) + " of oneOf fit (" + why + ")";
+  }
   if (schema.contains("type")) {
     json types = schema["type"].is_array() ? schema["type"] : json::array({schema["type"]});
     bool ok = false;
