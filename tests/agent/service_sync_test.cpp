@@ -5,12 +5,15 @@
 
 #include <gtest/gtest.h>
 
+#include <condition_variable>
+#include <mutex>
 #include <random>
 #include <thread>
 
 #include "core/fs.hpp"
 #include "core/process.hpp"
 #include "models/pod.hpp"
+#include "sandbox/http_server.hpp"
 #include "sandbox/model_hubs.hpp"
 #include "tests/agent/service_testing.hpp"
 
@@ -217,6 +220,40 @@ TEST_F(SyncService, ATaskSurvivesARestartByReattachingToThePodJob) {
     jobs += f.path().extension() == ".json";
   EXPECT_EQ(jobs, 1);
   EXPECT_TRUE(slurp(root / "diffusion_models/flux.safetensors") == big);
+}
+
+// Webhooks as for generations: each state change POSTed with the task as body, signed.
+TEST_F(SyncService, WebhooksCarryTheSyncTaskSigned) {
+  start_service();
+  std::string secret = *core::read_file(options.home.webhook_secret());
+  secret.pop_back();
+  std::mutex mutex;
+  std::condition_variable cv;
+  std::vector<json> received;
+  sandbox::HttpServer receiver([&](const sandbox::HttpExchange& x) {
+    std::string sig = x.headers.count("x-autopod-signature") ? x.headers.at("x-autopod-signature") : "";
+    auto comma = sig.find(",v1=");
+    bool ok = sig.rfind("t=", 0) == 0 && comma != std::string::npos &&
+              sig.substr(comma + 4) == testing::hmac_hex(secret, sig.substr(2, comma - 2) + "." + x.body);
+    std::lock_guard lock(mutex);
+    received.push_back({{"event", x.headers.count("x-autopod-event") ? x.headers.at("x-autopod-event") : ""},
+                        {"signed", ok}, {"body", json::parse(x.body, nullptr, false)}});
+    cv.notify_all();
+    return sandbox::HttpReply{};
+  });
+  ASSERT_TRUE(receiver.start());
+  std::string id = post({{"manifest", manifest()}, {"webhook", receiver.url() + "/hook"}});
+  EXPECT_EQ(follow(id).back().event, "completed");
+  std::unique_lock lock(mutex);
+  ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(30), [&] {
+    return std::any_of(received.begin(), received.end(), [](const json& r) { return r["event"] == "completed"; });
+  }));
+  for (const auto& r : received) {
+    EXPECT_TRUE(r["signed"].get<bool>()) << r;
+    EXPECT_EQ(api.check_schema(r["body"], "Task"), "") << r;
+    EXPECT_EQ(r["body"]["kind"], "model-sync");
+  }
+  EXPECT_EQ(received.back()["body"]["result"]["files"].size(), 2u);
 }
 
 TEST_F(SyncService, BadSyncRequestsAreJsonErrors) {
