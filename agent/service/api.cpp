@@ -127,7 +127,9 @@ Routed task_routes(Api& api, const Request& req, const std::vector<std::string>&
   if (s.size() == 3 && req.method == "GET") return json_reply(200, api_view(*api.store.get(id)));
   if (s.size() == 3 && req.method == "DELETE")
     return Deferred([&api, id]() -> Reply {
-      auto t = api.store.get(id)->kind == "model-sync" ? api.syncs.cancel(id) : api.generations.cancel(id);
+      auto task = api.store.get(id);  // pruned meanwhile: as unknown
+      if (!task) return error_reply(404, "no task " + id, "list them with GET /v1/tasks");
+      auto t = task->kind == "model-sync" ? api.syncs.cancel(id) : api.generations.cancel(id);
       return t ? json_reply(200, api_view(*t)) : error_of(t.error());
     });
   if (s.size() == 4 && s[3] == "events" && req.method == "GET") return SseStart{id, last_event_id(req)};
