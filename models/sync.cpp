@@ -182,8 +182,16 @@ core::Result<SyncProgress> SyncRun::follow(const SyncProgressFn& on_progress,
                                            const std::function<bool()>& keep) {
   if (!m_target.on_pod())
     return run_local(on_progress);
-  for (;;) {
-    TRY_ASSIGN(auto p, refresh());
+  for (int failed = 0;;) {
+    auto look = refresh();
+    if (!look && (look.error().code == ErrorCode::not_found || ++failed > m_options.tolerated_failures))
+      return core::fail(look.error());
+    if (!look) {
+      std::this_thread::sleep_for(m_options.poll);
+      continue;
+    }
+    failed = 0;
+    auto p = std::move(look).value();
     if (on_progress)
       on_progress(p);
     if (p.finished || (keep && !keep()))

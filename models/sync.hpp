@@ -48,6 +48,7 @@ struct SyncOptions {
   std::chrono::milliseconds poll{500};  // between two looks at the job's state
   int local_workers = 3;                // files at once on this machine
   std::optional<Endpoints> endpoints;   // local re-resolves; unset: Endpoints::from_env()
+  int tolerated_failures = 0;  // follow(): failed looks at a pod job in a row before giving up
 };
 
 // What the models root holds (records, files, free bytes): the pod's over ssh, else this machine's.
@@ -129,7 +130,8 @@ class SyncRun {
   // tasks as the store holds them). not_found when the pod no longer has the job.
   core::Result<SyncProgress> refresh();
   // Looks every `poll` until every file has ended or `keep` turns false, calling `on_progress`
-  // after each look; on this machine it runs the downloads meanwhile (then `keep` is not asked:
+  // after each look (up to tolerated_failures looks in a row may fail, e.g. ssh dropping; a job
+  // the pod no longer has fails at once); on this machine it runs the downloads meanwhile (then `keep` is not asked:
   // stop them with control()). Returns the last look; remote naming the first failed file (with
   // its error) when one failed.
   core::Result<SyncProgress> follow(const SyncProgressFn& on_progress = {},

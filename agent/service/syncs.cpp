@@ -153,6 +153,7 @@ core::Status Syncs::run_sync(const Task& task) {
   TRY_ASSIGN(auto target, m_pods.models_target(task.pod));
   models::SyncOptions options;
   options.poll = m_options.sync_poll;
+  options.tolerated_failures = 20;  // ten seconds of an unreachable pod at the default poll
   options.endpoints =
       m_options.model_endpoints ? *m_options.model_endpoints : models::Endpoints::from_env();
   std::string job = task.sync.is_object() ? task.sync.value("job", "") : "";

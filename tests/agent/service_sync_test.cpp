@@ -5,7 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <condition_variable>
+#include <memory>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -43,7 +45,10 @@ struct SyncService : ServiceTest {
   sandbox::CivitaiFake civitai{storage};
   std::filesystem::path root;
   std::string big = bytes_of(24 << 20, 41), lora = bytes_of(70000, 42), small = bytes_of(5000, 43);
-  models::PodExec exec = [](const std::string& command, const std::string& input) {
+  std::shared_ptr<std::atomic<int>> unreachable = std::make_shared<std::atomic<int>>(0);  // next N execs fail
+  models::PodExec exec = [down = unreachable](const std::string& command, const std::string& input) {
+    if (*down > 0 && (*down)-- > 0)
+      return core::run_capture({"sh", "-c", "echo 'ssh: connection reset' >&2; exit 255"}, "");
     return core::run_capture({"sh", "-c", command}, input);
   };
 
@@ -219,6 +224,19 @@ TEST_F(SyncService, ATaskSurvivesARestartByReattachingToThePodJob) {
   for (const auto& f : std::filesystem::directory_iterator(root / ".autopod/jobs"))
     jobs += f.path().extension() == ".json";
   EXPECT_EQ(jobs, 1);
+  EXPECT_TRUE(slurp(root / "diffusion_models/flux.safetensors") == big);
+}
+
+// The pod is unreachable for a few looks mid-download (ssh exits 255): the task rides it out.
+TEST_F(SyncService, AFewFailedLooksAtThePodJobDoNotFailTheTask) {
+  storage.set_rate(4 << 20);
+  start_service();
+  std::string id = post({{"manifest", manifest()}});
+  ASSERT_EQ(first_bytes(id).value("status", ""), "in-progress");
+  *unreachable = 5;
+  auto events = follow(id);
+  EXPECT_EQ(events.back().event, "completed") << events.back().data;
+  EXPECT_EQ(unreachable->load(), 0);  // the looks did fail meanwhile
   EXPECT_TRUE(slurp(root / "diffusion_models/flux.safetensors") == big);
 }
 
