@@ -82,6 +82,24 @@ core::Result<std::vector<UploadSlot>> upload_slots(const nlohmann::json& prompt,
                                                    const std::vector<std::filesystem::path>& inputs,
                                                    const std::filesystem::path& base_dir);
 
+// A model file a workflow names (comfyui-api.md §5; model-sources.md §6): a loader input's value,
+// or an entry of a `models` list the editor embeds (at the top level or in a node's properties).
+struct ModelReference {
+  std::string folder;  // ComfyUI folder key (the legacy aliases `clip`, `unet` made text_encoders, diffusion_models)
+  std::string name;    // relative to the folder, as the workflow names it (may hold a subfolder)
+  std::string url;     // from an embedded list; empty otherwise
+  std::string sha256;  // from an embedded list (hash_type sha256 or none), lowercase; or empty
+  std::string where;   // "node 4 CheckpointLoaderSimple.ckpt_name", "models[0]"
+};
+
+// Every model file `workflow` references, once per folder and name, in the order found (an
+// embedded entry lends its url and hash to the loader input naming the same file). Loader inputs
+// are read from the loader classes' inputs by name (API format) or by widget position (editor
+// format, including subgraph definitions; muted and bypassed nodes skipped); only values with a
+// model file extension count (`taesd` or `pixel_space` do not). Unknown node classes count by
+// input name (ckpt_name, lora_name, vae_name, unet_name, clip_name*, control_net_name, ...).
+std::vector<ModelReference> model_references(const nlohmann::json& workflow, WorkflowFormat format);
+
 // Class types and titles, for the display.
 std::map<std::string, NodeInfo> node_infos(const nlohmann::json& prompt);
 

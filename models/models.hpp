@@ -195,6 +195,7 @@ struct SyncPlan {
   std::vector<PlanItem> items;
   std::int64_t download_bytes = 0;  // unknown sizes count as 0
   std::int64_t prune_bytes = 0;
+  std::int64_t free_bytes = -1;     // room where the files land, from the listing; -1: unknown
   bool up_to_date() const;
 };
 

@@ -73,6 +73,7 @@ core::Result<SyncPlan> plan_sync(const Manifest& manifest, const std::filesystem
 core::Result<SyncPlan> plan_sync(const Manifest& manifest, const RootListing& listing,
                                  const std::filesystem::path& root, Resolver& resolver, Prune prune) {
   SyncPlan plan;
+  plan.free_bytes = listing.free_bytes;
   std::set<std::filesystem::path> files(listing.files.begin(), listing.files.end());
   std::set<std::filesystem::path> wanted;
   for (const auto& entry : manifest.entries) {

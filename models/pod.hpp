@@ -16,7 +16,7 @@ namespace autopod::models {
 // The pod-side program's text (the .py files, concatenated).
 const std::string& pod_program();
 
-// Runs `command` in a shell on the pod with `input` on stdin (the CLI: the OpenSSH client; tests:
+// Runs `command` in a shell on the pod with `input` on stdin (the CLI: libssh2 exec; tests:
 // `sh -c`, since the harness pod is this machine).
 using PodExec = std::function<core::Result<core::ProcessOutput>(const std::string& command,
                                                                  const std::string& input)>;

@@ -12,6 +12,7 @@
 
 #include "agent/cli/commands.hpp"
 #include "agent/comfy_target.hpp"
+#include "agent/model_sync.hpp"
 #include "agent/service/service.hpp"
 #include "core/daemon.hpp"
 #include "core/fs.hpp"
@@ -49,6 +50,10 @@ class CliPods : public service::PodAccess {
     ComfyTarget t = m_target;
     if (!pod.empty()) t.pod = pod;
     return comfy_url_for(m_ctx, t, [](const std::string& line) { core::logger("agent")->info("{}", line); });
+  }
+  core::Result<models::SyncTarget> models_target(const std::string& pod) override {
+    std::lock_guard lock(m_mutex);
+    return pod_models_target(m_ctx, pod.empty() ? m_target.pod : pod, "");
   }
   core::Result<json> pods() override {
     std::lock_guard lock(m_mutex);

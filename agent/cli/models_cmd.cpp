@@ -1,17 +1,15 @@
-// autopod models sync|pull|tasks|pause|resume|cancel|retry: --local runs the engine in this
-// process; otherwise the pod-side program runs on the pod over libssh2 exec (agent/pod_ssh.hpp,
-// one session per command), detached, and this process follows its state file.
+// autopod models sync|pull|tasks|pause|resume|cancel|retry: the target (a pod over libssh2 exec,
+// agent/pod_ssh.hpp, one session per command, or --local DIR), the plan and the display; the
+// sync itself is models/sync.hpp's, shared with the agent service.
 
 #include <unistd.h>
 
 #include <iostream>
 #include <map>
-#include <thread>
 
 #include "agent/cli/commands.hpp"
-#include "agent/pod_ssh.hpp"
 #include "core/text.hpp"
-#include "models/pod.hpp"
+#include "agent/model_sync.hpp"
 
 namespace autopod::agent {
 namespace {
@@ -20,33 +18,13 @@ using core::ErrorCode;
 using nlohmann::json;
 
 struct Flags {
-  std::string manifest, pod, local, models_root, source, folder, name, sha256, id;
+  std::string manifest, for_workflow, for_manifest, pod, local, models_root, source, folder, name, sha256, id;
   bool prune = false, dry_run = false;
   int connections = 8;
 };
 
 bool is_terminal() { return ::isatty(2) == 1; }
 bool finished(const std::string& s) { return s == "done" || s == "failed" || s == "cancelled" || s == "paused"; }
-
-struct PodTarget {
-  providers::Pod pod;
-  models::PodExec exec;
-  std::string root;
-};
-
-core::Result<PodTarget> pod_target(Context& ctx, const std::string& id, const std::string& root) {
-  TRY_ASSIGN(auto cfg, ctx.config());
-  TRY_ASSIGN(auto provider, ctx.provider());
-  TRY_ASSIGN(auto pod, providers::find_pod(*provider, id));
-  if (!pod.ssh)
-    return core::fail(ErrorCode::not_found, "pod " + pod.name + " has no direct ssh endpoint yet",
-                      "it needs 22/tcp exposed and to be running: autopod connect --name " + pod.name);
-  TRY(ctx.ensure_key(pod));
-  std::string r = !root.empty() ? root : pod.models_root;
-  if (r.empty()) return core::fail(ErrorCode::invalid_argument, "pod " + pod.name + " names no models root", "pass --models-root");
-  auto exec = pod_exec(*cfg, pod);  // libssh2: one session for the command's calls
-  return PodTarget{std::move(pod), std::move(exec), r};
-}
 
 std::string pct(std::int64_t bytes, std::int64_t total) {
   return total > 0 ? std::to_string(bytes * 100 / total) + "%" : format_bytes(static_cast<std::uint64_t>(bytes));
@@ -121,144 +99,75 @@ core::Status print_plan(Context& ctx, const models::SyncPlan& plan) {
   return {};
 }
 
-std::vector<models::Task> tasks_named(models::TaskStore& store, const std::vector<std::string>& ids) {
-  std::vector<models::Task> out;
-  for (const auto& id : ids)
-    if (auto t = store.get(id)) out.push_back(*t);
-  return out;
+core::Result<models::SyncTarget> sync_target(Context& ctx, const Flags& f) {
+  if (!f.local.empty()) return models::SyncTarget{{}, {}, f.local};
+  return pod_models_target(ctx, f.pod, f.models_root);
 }
 
-// Runs the tasks here, at most three at once, each with its own connection and resolver;
-// writes each placed file's record. The first failure is returned after all have ended.
-core::Status run_local(Context& ctx, models::TaskStore& store, const std::vector<std::string>& ids,
-                       const std::vector<std::optional<models::ResolvedFile>>& resolved, int connections) {
+core::Status cmd_sync(Context& ctx, const Flags& f, const models::SyncTarget& target,
+                      const models::Manifest& manifest, models::Resolver& resolver) {
+  TRY_ASSIGN(auto cfg, ctx.config());
+  models::TaskStore store(cfg->home);
+  TRY_ASSIGN(auto plan, models::plan_on(target, manifest, resolver, f.prune ? models::Prune::yes : models::Prune::no));
+  TRY(print_plan(ctx, plan));
+  if (f.dry_run || plan.up_to_date()) return {};
+  TRY(models::check_space(plan, target));
+  models::SyncOptions options;
+  options.connections = f.connections;
+  TRY_ASSIGN(auto run, models::SyncRun::start(store, target, plan, options));
+  if (target.on_pod() && run.job().empty()) return {};  // prunes only
+  if (target.on_pod() && !ctx.json())
+    std::cerr << "job " << run.job() << " runs on " << target.pod << " (detached; `autopod models tasks` re-attaches)\n";
   Display display(ctx.json());
-  std::vector<core::Status> results(ids.size());
-  std::atomic<std::size_t> next{0};
-  auto worker = [&] {
-    auto transport = core::make_curl_transport();
-    models::Resolver resolver(*transport, models::Endpoints::from_env());
-    models::TransferOptions options;
-    options.connections = connections;
-    for (std::size_t i; (i = next++) < ids.size();) {
-      auto done = models::run_task(store, ids[i], resolver, options);
-      if (!done) results[i] = core::fail(done.error());
-      else if (resolved[i]) results[i] = models::record_placed(done->path, *resolved[i], *done);
-      else if (auto task = store.get(ids[i]); task) {
-        models::ResolvedFile r;
-        r.source = task->entry.source.text, r.folder = task->destination.parent_path().filename().string();
-        r.name = task->destination.filename().string(), r.revision = task->entry.source.revision;
-        results[i] = models::record_placed(done->path, r, *done);
-      }
-    }
-  };
-  std::vector<std::thread> threads;
-  for (std::size_t i = 0; i < std::min<std::size_t>(3, ids.size()); ++i) threads.emplace_back(worker);
-  std::atomic<bool> stop{false};
-  std::thread monitor([&] {
-    while (!stop) {
-      display.show(tasks_named(store, ids));
-      std::this_thread::sleep_for(std::chrono::milliseconds(500));
-    }
-  });
-  for (auto& t : threads) t.join();
-  stop = true;
-  monitor.join();
-  display.show(tasks_named(store, ids));
-  for (auto& r : results) TRY(r);
-  return {};
-}
-
-// Copies a pod job's task states into the local store's tasks of that job.
-void merge_job(models::TaskStore& store, const json& job) {
-  auto list = store.list();
-  if (!list) return;
-  for (auto task : *list) {
-    if (task.job != job.value("job", "")) continue;
-    for (const auto& t : job.value("tasks", json::array())) {
-      if (t.value("name", "") != task.destination.filename().string() ||
-          t.value("folder", "") != task.destination.parent_path().filename().string())
-        continue;
-      std::string s = t.value("state", "running");
-      for (auto st : {models::TaskState::queued, models::TaskState::running, models::TaskState::verifying,
-                      models::TaskState::done, models::TaskState::failed, models::TaskState::paused,
-                      models::TaskState::cancelled})
-        if (s == models::to_string(st)) task.state = st;
-      task.bytes = t.value("bytes", std::int64_t{0}), task.total = t.value("total", std::int64_t{-1});
-      task.bytes_per_sec = t.value("bytes_per_sec", 0.0), task.eta_secs = t.value("eta_secs", std::int64_t{-1});
-      task.connections = t.value("connections", 0), task.error = t.value("error", "");
-      task.updated_at = core::iso_time();
-      (void)store.put(task);
-    }
-  }
-}
-
-core::Status run_on_pod(Context& ctx, models::TaskStore& store, const PodTarget& target,
-                        const models::SyncPlan& plan, const Flags& f) {
-  TRY_ASSIGN(auto job, models::pod_start(target.exec, target.root, plan, f.connections));
-  if (job.empty()) return {};
-  std::vector<std::string> ids;
-  for (const auto& item : plan.items) {
-    if (!item.resolved) continue;
-    TRY_ASSIGN(auto task, store.add(item.entry, item.path));
-    task.pod = target.pod.name, task.job = job, task.state = models::TaskState::running;
-    TRY(store.put(task));
-    ids.push_back(task.id);
-  }
-  if (!ctx.json()) std::cerr << "job " << job << " runs on " << target.pod.name << " (detached; `autopod models tasks` re-attaches)\n";
-  Display display(ctx.json());
-  for (;;) {
-    auto state = models::pod_status(target.exec, target.root, job);
-    if (!state) return core::fail(state.error());
-    merge_job(store, *state);
-    display.show(tasks_named(store, ids));
-    if (finished(state->value("state", ""))) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  }
-  for (const auto& t : tasks_named(store, ids))
-    if (t.state == models::TaskState::failed)
-      return core::fail(ErrorCode::remote, t.destination.filename().string() + ": " + t.error,
-                        "run the same sync again: it resumes what arrived");
+  TRY(run.follow([&](const models::SyncProgress& p) { display.show(p.tasks); }));
   return {};
 }
 
 core::Status cmd_sync(Context& ctx, const Flags& f, const models::Manifest& manifest) {
-  TRY_ASSIGN(auto cfg, ctx.config());
-  models::TaskStore store(cfg->home);
+  TRY_ASSIGN(auto target, sync_target(ctx, f));
   auto transport = core::make_curl_transport();
   models::Resolver resolver(*transport, models::Endpoints::from_env());
-  std::optional<PodTarget> target;
-  models::RootListing listing;
-  std::filesystem::path root = f.local;
-  if (f.local.empty()) {
-    TRY_ASSIGN(auto t, pod_target(ctx, f.pod, f.models_root));
-    target = std::move(t);
-    root = target->root;
-    TRY_ASSIGN(listing, models::pod_listing(target->exec, target->root));
-  } else {
-    listing = models::list_root(root);
+  return cmd_sync(ctx, f, target, manifest, resolver);
+}
+
+void print_needs(Context& ctx, const models::NeedsResolution& r) {
+  auto path = [](const models::ModelNeed& n, const std::string& folder) { return folder + "/" + n.name; };
+  if (ctx.json()) {
+    json missing = json::array(), present = json::array();
+    for (const auto& m : r.missing)
+      missing.push_back({{"folder", m.folder}, {"name", m.need.name}, {"where", m.need.where}, {"reason", m.reason}});
+    for (const auto& p : r.present) present.push_back({{"folder", p.folder}, {"name", p.name}, {"where", p.where}});
+    std::cout << json{{"missing", missing}, {"present_unmanaged", present}}.dump() << "\n";
+    return;
   }
-  TRY_ASSIGN(auto plan, models::plan_sync(manifest, listing, root, resolver,
-                                          f.prune ? models::Prune::yes : models::Prune::no));
-  TRY(print_plan(ctx, plan));
-  if (f.dry_run || plan.up_to_date()) return {};
-  if (listing.free_bytes >= 0 && plan.download_bytes > listing.free_bytes)
-    return core::fail(ErrorCode::io, "not enough space under " + root.string() + ": " +
-                                         format_bytes(static_cast<std::uint64_t>(plan.download_bytes)) + " to arrive, " +
-                                         format_bytes(static_cast<std::uint64_t>(listing.free_bytes)) + " free",
-                      "free some space or use a bigger volume");
-  if (target) return run_on_pod(ctx, store, *target, plan, f);
-  models::SyncPlan prunes;
-  std::vector<std::string> ids;
-  std::vector<std::optional<models::ResolvedFile>> resolved;
-  for (const auto& item : plan.items) {
-    if (item.action == models::Action::prune) prunes.items.push_back(item);
-    if (!item.resolved) continue;
-    TRY_ASSIGN(auto task, store.add(item.entry, item.path));
-    ids.push_back(task.id), resolved.push_back(item.resolved);
+  for (const auto& p : r.present) std::cerr << "present (placed by hand): " << path(p, p.folder) << "\n";
+  for (const auto& m : r.missing)
+    std::cerr << "missing: " << path(m.need, m.folder) << " (" << m.need.where << "): " << m.reason << "\n";
+}
+
+// The models WORKFLOW needs, resolved against the manifest (if any), the models root and the
+// urls the workflow embeds; synced; then not_found (exit 3) when any stayed unresolved.
+core::Status cmd_sync_for(Context& ctx, const Flags& f) {
+  if (f.prune)
+    return core::fail(ErrorCode::invalid_argument, "--prune cannot go with --for",
+                      "a workflow names only what it needs; prune with the full manifest: autopod models sync M --prune");
+  TRY_ASSIGN(auto source, comfy::load_workflow(f.for_workflow));
+  models::Manifest manifest;
+  if (!f.for_manifest.empty()) {
+    TRY_ASSIGN(manifest, models::load_manifest(f.for_manifest));
   }
-  TRY(models::apply_plan(prunes, root, {}, resolver));
-  return run_local(ctx, store, ids, resolved, f.connections);
+  TRY_ASSIGN(auto target, sync_target(ctx, f));
+  auto transport = core::make_curl_transport();
+  models::Resolver resolver(*transport, models::Endpoints::from_env());
+  TRY_ASSIGN(auto listing, models::list_target(target));
+  TRY_ASSIGN(auto needs, models::resolve_needs(workflow_needs(source), manifest, listing, target.root, resolver));
+  print_needs(ctx, needs);
+  TRY(cmd_sync(ctx, f, target, needs.manifest, resolver));
+  if (needs.missing.empty()) return {};
+  return core::fail(ErrorCode::not_found,
+                    std::to_string(needs.missing.size()) + " model file(s) " + f.for_workflow +
+                        " needs could not be resolved (listed above with their folders)",
+                    "add them to the manifest (--manifest) with those folders, or place them there by hand");
 }
 
 core::Status cmd_tasks(Context& ctx) {
@@ -270,10 +179,10 @@ core::Status cmd_tasks(Context& ctx) {
     if (!t.job.empty() && !finished(models::to_string(t.state)))
       jobs[t.job] = {t.pod, t.destination.parent_path().parent_path().string()};
   for (const auto& [job, where] : jobs) {  // re-attach: read the pod-side state over ssh
-    auto target = pod_target(ctx, where.first, where.second);
-    auto state = target ? models::pod_status(target->exec, where.second, job) : core::fail(target.error());
-    if (state) merge_job(store, *state);
-    else std::cerr << "warning: cannot read job " << job << " on " << where.first << ": " << state.error().message << "\n";
+    auto target = pod_models_target(ctx, where.first, where.second);
+    auto state = target ? models::SyncRun::attach(store, *target, job).refresh()
+                        : core::Result<models::SyncProgress>(core::fail(target.error()));
+    if (!state) std::cerr << "warning: cannot read job " << job << " on " << where.first << ": " << state.error().message << "\n";
   }
   TRY_ASSIGN(tasks, store.list());
   if (ctx.json()) {
@@ -297,12 +206,15 @@ core::Status cmd_control(Context& ctx, const std::string& id, models::TaskContro
   models::TaskStore store(cfg->home);
   TRY_ASSIGN(auto task, store.get(id));
   if (!task.job.empty()) {
-    TRY_ASSIGN(auto target, pod_target(ctx, task.pod, task.destination.parent_path().parent_path().string()));
-    return models::pod_control(target.exec, target.root, task.job, control);
+    TRY_ASSIGN(auto target, pod_models_target(ctx, task.pod, task.destination.parent_path().parent_path().string()));
+    return models::SyncRun::attach(store, target, task.job).control(control);
   }
   TRY(store.request(id, control));
   if (control != models::TaskControl::resume && control != models::TaskControl::retry) return {};
-  return run_local(ctx, store, {id}, {std::nullopt}, 8);  // continues from the partial file
+  Display display(ctx.json());  // continues from the partial file
+  auto run = models::SyncRun::local(store, {{}, {}, task.destination.parent_path().parent_path()}, {id});
+  TRY(run.follow([&](const models::SyncProgress& p) { display.show(p.tasks); }));
+  return {};
 }
 
 }  // namespace
@@ -316,12 +228,24 @@ void add_models_commands(CLI::App& app, Context& ctx, int& exit_code) {
     c->add_option("--models-root", f.models_root, "the pod's models root (default: the pod's)");
     c->add_option("--connections", f.connections, "connections per file (default 8)");
   };
-  auto* sync = models->add_subcommand("sync", "make the models root hold what MANIFEST lists");
-  sync->add_option("MANIFEST", f.manifest, "manifest YAML")->required();
+  auto* sync = models->add_subcommand("sync", "make the models root hold what MANIFEST (or a workflow) lists");
+  sync->add_option("MANIFEST", f.manifest, "manifest YAML");
   target(sync);
+  sync->add_option("--for", f.for_workflow, "sync the models this workflow (API or editor format) needs");
+  sync->add_option("--manifest", f.for_manifest, "with --for: the manifest to resolve the workflow's models against");
   sync->add_flag("--prune", f.prune, "remove files autopod placed that the manifest no longer lists");
   sync->add_flag("--dry-run", f.dry_run, "print the plan, change nothing");
   sync->callback(run(ctx, exit_code, [&ctx]() -> core::Status {
+    if (!f.for_workflow.empty()) {
+      if (!f.manifest.empty() && !f.pod.empty())
+        return core::fail(ErrorCode::invalid_argument, "with --for, the manifest goes in --manifest M",
+                          "autopod models sync --for flow.json [POD] [--manifest models.yaml]");
+      if (!f.manifest.empty()) std::swap(f.pod, f.manifest);  // `sync --for W POD`: that one is the pod
+      return cmd_sync_for(ctx, f);
+    }
+    if (f.manifest.empty())
+      return core::fail(ErrorCode::invalid_argument, "models sync needs a MANIFEST or --for WORKFLOW.json",
+                        "autopod models sync models.yaml [POD], or autopod models sync --for flow.json [POD]");
     TRY_ASSIGN(auto manifest, models::load_manifest(f.manifest));
     return cmd_sync(ctx, f, manifest);
   }));

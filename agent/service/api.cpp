@@ -46,17 +46,19 @@ bool authorized(const Api& api, const Request& req) {
   return constant_time_equal(std::string_view(h).substr(prefix.size()), api.token);
 }
 
-Routed post_generation(Api& api, const Request& req) {
+// POST of a new task: `Tasks` is Generations or Syncs (create, then start on its own thread).
+template <class Tasks>
+Routed post_task(Tasks& tasks, const Request& req) {
   json body;
   try {
     body = json::parse(req.body);
   } catch (const json::parse_error& e) {
     return error_reply(400, "the body is not valid JSON", e.what());
   }
-  return Deferred([&api, body = std::move(body)]() -> Reply {
-    auto task = api.generations.create(body);
+  return Deferred([&tasks, body = std::move(body)]() -> Reply {
+    auto task = tasks.create(body);
     if (!task) return error_of(task.error());
-    api.generations.start(task->id);
+    tasks.start(task->id);
     return json_reply(202, {{"taskId", task->id}});
   });
 }
@@ -125,7 +127,9 @@ Routed task_routes(Api& api, const Request& req, const std::vector<std::string>&
   if (s.size() == 3 && req.method == "GET") return json_reply(200, api_view(*api.store.get(id)));
   if (s.size() == 3 && req.method == "DELETE")
     return Deferred([&api, id]() -> Reply {
-      auto t = api.generations.cancel(id);
+      auto task = api.store.get(id);  // pruned meanwhile: as unknown
+      if (!task) return error_reply(404, "no task " + id, "list them with GET /v1/tasks");
+      auto t = task->kind == "model-sync" ? api.syncs.cancel(id) : api.generations.cancel(id);
       return t ? json_reply(200, api_view(*t)) : error_of(t.error());
     });
   if (s.size() == 4 && s[3] == "events" && req.method == "GET") return SseStart{id, last_event_id(req)};
@@ -155,10 +159,9 @@ Routed route(Api& api, const Request& req) {
     return true;
   };
   if (req.path == "/v1/generations")
-    return req.method == "POST" ? post_generation(api, req) : error_reply(405, "use POST /v1/generations");
+    return req.method == "POST" ? post_task(api.generations, req) : error_reply(405, "use POST /v1/generations");
   if (req.path == "/v1/models/sync")
-    return error_reply(501, "model sync tasks are not available in this build",
-                       "they depend on the models work (autopod models), which has not landed yet");
+    return req.method == "POST" ? post_task(api.syncs, req) : error_reply(405, "use POST /v1/models/sync");
   if (req.path == "/v1/tasks")
     return req.method == "GET" ? list_tasks(api, req) : error_reply(405, "use GET /v1/tasks");
   if (is({"v1", "tasks"}) && s.size() >= 3 && !s[2].empty()) return task_routes(api, req, s);

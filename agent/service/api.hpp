@@ -5,6 +5,7 @@
 
 #include "agent/service/generations.hpp"
 #include "agent/service/server.hpp"
+#include "agent/service/syncs.hpp"
 
 namespace autopod::agent::service {
 
@@ -12,6 +13,7 @@ struct Api {
   const ServiceOptions& options;
   TaskStore& store;
   Generations& generations;
+  Syncs& syncs;
   PodAccess& pods;
   std::string token;
 };

@@ -100,6 +100,21 @@ core::Result<comfy::WorkflowSource> workflow_source(const json& workflow, const 
   return comfy::load_workflow(file);
 }
 
+core::Result<std::string> webhook_of(const json& body) {
+  json webhook = body.value("webhook", json());
+  if (webhook.is_null()) return std::string();
+  std::string url = webhook.is_string() ? webhook.get<std::string>() : "";
+  if (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0)
+    return fail(ErrorCode::invalid_argument, "webhook must be an http:// or https:// URL");
+  return url;
+}
+
+core::Result<std::string> pod_of(const json& body) {
+  json pod = body.value("pod", json());
+  if (!pod.is_null() && !pod.is_string()) return fail(ErrorCode::invalid_argument, "pod must be a pod id or name");
+  return pod.is_string() ? pod.get<std::string>() : std::string();
+}
+
 core::Result<Task> Generations::create(const json& body) {
   if (!body.is_object()) return fail(ErrorCode::invalid_argument, "the body must be a JSON object");
   if (!body.contains("workflow")) return fail(ErrorCode::invalid_argument, "workflow is required");
@@ -117,16 +132,8 @@ core::Result<Task> Generations::create(const json& body) {
   json count = body.value("count", json(1));
   if (!count.is_number_integer() || count.get<int>() < 1 || count.get<int>() > 100)
     return fail(ErrorCode::invalid_argument, "count must be an integer from 1 to 100");
-  json webhook = body.value("webhook", json());
-  if (!webhook.is_null()) {
-    std::string url = webhook.is_string() ? webhook.get<std::string>() : "";
-    if (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0)
-      return fail(ErrorCode::invalid_argument, "webhook must be an http:// or https:// URL");
-    t.webhook = url;
-  }
-  json pod = body.value("pod", json());
-  if (!pod.is_null() && !pod.is_string()) return fail(ErrorCode::invalid_argument, "pod must be a pod id or name");
-  t.pod = pod.is_string() ? pod.get<std::string>() : "";
+  TRY_ASSIGN(t.webhook, webhook_of(body));
+  TRY_ASSIGN(t.pod, pod_of(body));
   TRY_ASSIGN(auto inputs, inputs_of(body.value("inputs", json()), inputs_dir));
   if (body["workflow"].is_string()) t.workflow_name = body["workflow"].get<std::string>();
   t.metadata = body.value("metadata", json());

@@ -65,4 +65,9 @@ core::Result<comfy::WorkflowSource> workflow_source(const nlohmann::json& workfl
                                                     const std::filesystem::path& workflows,
                                                     const std::filesystem::path& base_dir);
 
+// A request's `webhook` (empty: none) and `pod` (empty: the agent's default); invalid_argument
+// when the webhook is not an http(s) URL or the pod not a string.
+core::Result<std::string> webhook_of(const nlohmann::json& body);
+core::Result<std::string> pod_of(const nlohmann::json& body);
+
 }  // namespace autopod::agent::service

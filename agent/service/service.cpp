@@ -11,6 +11,7 @@
 #include "agent/service/secrets.hpp"
 #include "agent/service/server.hpp"
 #include "agent/service/store.hpp"
+#include "agent/service/syncs.hpp"
 #include "agent/service/webhooks.hpp"
 #include "core/fs.hpp"
 #include "core/log.hpp"
@@ -27,6 +28,7 @@ struct Service::Impl {
   TaskStore store;
   std::unique_ptr<WebhookSender> webhooks;
   std::unique_ptr<Generations> generations;
+  std::unique_ptr<Syncs> syncs;
   std::unique_ptr<Api> api;
   std::unique_ptr<Server> server;
   std::thread pruner;
@@ -65,16 +67,18 @@ core::Status Service::start() {
     if (!t.webhook.empty()) m.webhooks->post(t.id, t.webhook, e.name, e.id, e.data);
   });
   m.generations = std::make_unique<Generations>(m.store, m.pods, m.options);
-  m.api = std::make_unique<Api>(Api{m.options, m.store, *m.generations, m.pods, token});
+  m.syncs = std::make_unique<Syncs>(m.store, m.pods, m.options);
+  m.api = std::make_unique<Api>(Api{m.options, m.store, *m.generations, *m.syncs, m.pods, token});
   m.server = std::make_unique<Server>(m.options, m.store, make_router(*m.api));
   TRY(m.server->start());
   m.started = true;
   int resumed = 0;
-  for (const auto& t : m.store.list())
-    if (!is_final(t.status) && t.kind == "generation") {
-      m.generations->start(t.id);
-      ++resumed;
-    }
+  for (const auto& t : m.store.list()) {
+    if (is_final(t.status)) continue;
+    if (t.kind == "generation") m.generations->start(t.id);
+    if (t.kind == "model-sync") m.syncs->start(t.id);  // re-attaches to its pod job
+    ++resumed;
+  }
   if (resumed) core::logger("agent")->info("resuming {} unfinished task(s)", resumed);
   m.resend_webhooks();
   m.pruner = std::thread([&m] { m.prune_loop(); });
@@ -116,6 +120,7 @@ void Service::stop() {
   if (m.pruner.joinable()) m.pruner.join();
   if (m.server) m.server->stop();
   if (m.generations) m.generations->stop();
+  if (m.syncs) m.syncs->stop();
   if (m.webhooks) m.webhooks->stop();
   m.store.flush();
   if (m.started) core::logger("agent")->info("stopped; unfinished tasks resume at the next start");

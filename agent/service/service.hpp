@@ -11,6 +11,7 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -18,6 +19,7 @@
 #include "core/backoff.hpp"
 #include "core/home.hpp"
 #include "core/result.hpp"
+#include "models/sync.hpp"
 
 namespace autopod::agent::service {
 
@@ -30,6 +32,9 @@ class PodAccess {
   virtual core::Result<std::string> comfy_url(const std::string& pod) = 0;
   // The pods as `autopod ls --json` lists them: {"pods": [...]}.
   virtual core::Result<nlohmann::json> pods() = 0;
+  // The pod's models root and how to run the pod-side sync program there (the CLI's: the OpenSSH
+  // client); `pod` empty: the agent's default. Unless overridden: unsupported.
+  virtual core::Result<models::SyncTarget> models_target(const std::string& pod);
 };
 
 struct ServiceOptions {
@@ -47,6 +52,8 @@ struct ServiceOptions {
   std::map<std::string, std::string> step_names;  // node class type -> step name, over the defaults
   int io_threads = 2;
   std::chrono::milliseconds comfy_watchdog{3000};  // the runner's seam (tests: quicker recovery)
+  std::optional<models::Endpoints> model_endpoints;  // model hubs and tokens; unset: from the environment
+  std::chrono::milliseconds sync_poll{500};          // between two looks at a pod's sync job
 };
 
 class Service {

@@ -45,6 +45,7 @@ core::Status TaskStore::load() {
   std::error_code ec;
   for (const auto& file : fs::directory_iterator(m_dir, ec)) {
     if (file.path().extension() != ".json") continue;
+    if (file.path().filename() == "tasks.json") continue;  // autopod models' own list (models::TaskStore)
     auto text = core::read_file(file.path());
     if (!text) continue;
     json record = json::parse(*text, nullptr, false);

@@ -54,6 +54,9 @@ json api_view(const Task& t) {
                    {"currentValue", number_or_int(t.progress.current_value)},
                    {"maxValue", number_or_int(t.progress.max_value)},
                    {"etaSeconds", t.progress.eta_seconds ? json(std::lround(*t.progress.eta_seconds)) : json()}};
+  if (t.progress.bytes) progress["bytes"] = *t.progress.bytes;
+  if (t.progress.total_bytes) progress["total"] = *t.progress.total_bytes;
+  if (t.progress.bytes_per_second) progress["bytesPerSecond"] = std::lround(*t.progress.bytes_per_second);
   return {{"taskId", t.id},
           {"kind", t.kind},
           {"status", to_string(t.status)},
@@ -77,6 +80,7 @@ json to_record(const Task& t) {
   r["clientId"] = t.client_id;
   r["promptIds"] = t.prompt_ids;
   r["prompt"] = t.prompt;
+  r["sync"] = t.sync;
   return r;
 }
 
@@ -94,6 +98,10 @@ core::Result<Task> from_record(const json& r) {
     t.progress.current_value = p.value("currentValue", 0.0);
     t.progress.max_value = p.value("maxValue", 0.0);
     if (p.contains("etaSeconds") && p["etaSeconds"].is_number()) t.progress.eta_seconds = p["etaSeconds"].get<double>();
+    if (p.contains("bytes") && p["bytes"].is_number()) t.progress.bytes = p["bytes"].get<std::int64_t>();
+    if (p.contains("total") && p["total"].is_number()) t.progress.total_bytes = p["total"].get<std::int64_t>();
+    if (p.contains("bytesPerSecond") && p["bytesPerSecond"].is_number())
+      t.progress.bytes_per_second = p["bytesPerSecond"].get<double>();
     t.result = r.value("result", json());
     t.error = r.value("error", json());
     t.metadata = r.value("metadata", json());
@@ -106,6 +114,7 @@ core::Result<Task> from_record(const json& r) {
     t.client_id = r.value("clientId", "");
     t.prompt_ids = r.value("promptIds", std::vector<std::string>{});
     t.prompt = r.value("prompt", json());
+    t.sync = r.value("sync", json());
     return t;
   } catch (const json::exception& e) {
     return core::fail(core::ErrorCode::protocol, std::string("not a task record: ") + e.what());

@@ -4,6 +4,7 @@
 // kept in AUTOPOD_HOME/tasks/<id>.json, which adds what a restart needs.
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -25,6 +26,9 @@ struct Progress {
   std::string current_step;
   double current_value = 0, max_value = 0;
   std::optional<double> eta_seconds;
+  // Model syncs only (shown as bytes, total, bytesPerSecond): bytes on disk, of this many.
+  std::optional<std::int64_t> bytes, total_bytes;
+  std::optional<double> bytes_per_second;
   bool operator==(const Progress&) const = default;
 };
 
@@ -48,6 +52,7 @@ struct Task {
   std::string client_id;       // the WebSocket client id its prompts were submitted with
   std::vector<std::string> prompt_ids;
   nlohmann::json prompt;       // API format as prepared, to follow its prompts after a restart
+  nlohmann::json sync;         // model syncs: {job, present, missing} once started (a restart re-attaches to job)
 };
 
 // "2026-11-25T12:34:56.789Z".

@@ -135,6 +135,10 @@ TEST_F(ModelsCli, PodSyncRunsOverSshWithoutTheTokenInArgvOrFiles) {
   EXPECT_EQ(storage.authorization_seen(), 0);
   EXPECT_TRUE(files_containing(root, k_hf_token).empty());
   EXPECT_TRUE(files_containing(dir / "home", k_hf_token).empty());
+  // The sync used the pod: `autopod maintain` must not take it for idle.
+  auto id = json::parse(autopod({"info", "comfy", "--json"}).out)["id"].get<std::string>();
+  auto activity = json::parse(*core::read_file(dir / "home" / "activity.json"));
+  EXPECT_TRUE(activity["pods"].contains(id)) << activity.dump();
   auto sent = storage.bytes_sent();
   auto again = autopod({"models", "sync", manifest.string(), "comfy", "--models-root", root.string()});
   EXPECT_RUN(again, 0);
@@ -144,6 +148,60 @@ TEST_F(ModelsCli, PodSyncRunsOverSshWithoutTheTokenInArgvOrFiles) {
   EXPECT_RUN(tasks, 0);
   EXPECT_NE(tasks.out.find("comfy"), std::string::npos) << tasks.out;
   EXPECT_NE(tasks.out.find("done"), std::string::npos) << tasks.out;
+}
+
+// --for on a committed editor-format workflow: what the manifest places by the same folder and
+// name, plus what the workflow's embedded list gives a url for, and nothing else; the file
+// nothing resolves is listed with its folder and makes exit 3, until it is placed by hand.
+TEST_F(ModelsCli, SyncForAnEditorWorkflowPlacesWhatItNeedsAndListsWhatNothingResolves) {
+  std::string clip_bytes = bytes_of(3000, 34), vae_bytes = bytes_of(4000, 35);
+  hf.add_lfs_file("comfyanonymous/flux_text_encoders", "clip_l.safetensors", clip_bytes);
+  hf.add_lfs_file("org/vae", "ae.safetensors", vae_bytes);
+  auto m = dir / "for.yaml";
+  std::ofstream(m) << "models:\n"
+                      "  - source: hf://org/flux/flux.safetensors\n    folder: diffusion_models\n    name: flux1-schnell.safetensors\n"
+                      "  - source: civitai:20\n"
+                      "  - source: " << storage.plain_url("up.pth") << "\n    folder: upscale_models\n    name: 4x-UltraSharp.pth\n"
+                      "  - source: hf://org/vae/ae.safetensors\n    folder: vae\n"
+                      "  - source: hf://org/flux/flux.safetensors\n    folder: checkpoints\n    name: unrelated.safetensors\n";
+  std::string flow = std::string(AUTOPOD_TEST_DATA_DIR) + "/workflows/flux_lora_models_editor.json";
+  auto root = dir / "for-models";
+  auto r = autopod({"models", "sync", "--for", flow, "--manifest", m.string(), "--local", root.string()});
+  EXPECT_RUN(r, 3);
+  EXPECT_NE(r.err.find("missing: text_encoders/t5xxl_fp8_e4m3fn.safetensors"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("node 2 DualCLIPLoader.clip_name2"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("muted-lora"), std::string::npos) << r.err;
+  EXPECT_TRUE(slurp(root / "diffusion_models/flux1-schnell.safetensors") == hf_bytes);
+  EXPECT_TRUE(slurp(root / "loras/style.safetensors") == civitai_bytes);
+  EXPECT_TRUE(slurp(root / "upscale_models/4x-UltraSharp.pth") == url_bytes);
+  EXPECT_TRUE(slurp(root / "vae/ae.safetensors") == vae_bytes);
+  EXPECT_TRUE(slurp(root / "text_encoders/clip_l.safetensors") == clip_bytes);  // the embedded url
+  EXPECT_FALSE(std::filesystem::exists(root / "checkpoints"));                  // not needed
+
+  std::ofstream(root / "text_encoders/t5xxl_fp8_e4m3fn.safetensors") << "placed by hand";
+  auto sent = storage.bytes_sent();
+  auto again = autopod({"models", "sync", "--for", flow, "--manifest", m.string(), "--local", root.string()});
+  EXPECT_RUN(again, 0);
+  EXPECT_NE(again.out.find("up to date (5 files)"), std::string::npos) << again.out;
+  EXPECT_NE(again.err.find("present (placed by hand): text_encoders/t5xxl_fp8_e4m3fn.safetensors"), std::string::npos)
+      << again.err;
+  EXPECT_EQ(storage.bytes_sent(), sent);
+}
+
+// --for on an API-format workflow, onto the pod over ssh: the one positional is the pod.
+TEST_F(ModelsCli, SyncForAnApiWorkflowOntoThePod) {
+  EXPECT_RUN(autopod({"connect", "--name", "comfy", "--timeout", "30"}), 0);
+  auto m = dir / "api.yaml";
+  std::ofstream(m) << "models:\n  - source: " << storage.plain_url("up.pth")
+                   << "\n    folder: checkpoints\n    name: v1-5-pruned-emaonly.safetensors\n";
+  std::string flow = std::string(AUTOPOD_TEST_DATA_DIR) + "/workflows/txt2img_api.json";
+  auto root = dir / "pod-models";
+  auto r = autopod({"models", "sync", "--for", flow, "comfy", "--manifest", m.string(), "--models-root", root.string()});
+  EXPECT_RUN(r, 0);
+  EXPECT_TRUE(slurp(root / "checkpoints/v1-5-pruned-emaonly.safetensors") == url_bytes);
+  auto bad = autopod({"models", "sync", "--for", flow, "comfy", "--manifest", m.string(), "--prune"});
+  EXPECT_RUN(bad, 2);
+  EXPECT_NE(bad.err.find("--prune cannot go with --for"), std::string::npos) << bad.err;
 }
 
 }  // namespace

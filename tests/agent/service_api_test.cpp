@@ -170,7 +170,7 @@ TEST_F(ServiceTest, EveryBadRequestIsAJsonErrorAndTheServiceKeepsServing) {
   expect_error(call("GET", "/v1/tasks?status=done"), 400, "GET", "/v1/tasks");
   expect_error(call("GET", "/v1/outputs/0123456789abcdef/..%2F..%2Fagent.token"), 404, "GET", "/v1/outputs/{taskId}/{file}");
   expect_error(call("GET", "/v1/outputs/..%2Ftasks/x.json"), 404, "GET", "/v1/outputs/{taskId}/{file}");
-  expect_error(call("POST", "/v1/models/sync", "{}"), 501, "POST", "/v1/models/sync");
+  expect_error(call("POST", "/v1/models/sync", "{}"), 400, "POST", "/v1/models/sync");
   auto garbage = testing::raw_request(port(), "NOT HTTP", "", token);
   EXPECT_EQ(garbage.status, 400);
   good();

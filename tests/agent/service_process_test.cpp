@@ -5,6 +5,7 @@
 #include <signal.h>
 
 #include "core/fs.hpp"
+#include "sandbox/model_hubs.hpp"
 #include "sandbox/runpod_sandbox.hpp"
 #include "sandbox/sshd_harness.hpp"
 #include "tests/agent/service_testing.hpp"
@@ -125,6 +126,57 @@ TEST_F(AgentProcess, GenerationThroughATunnelToThePod) {
   EXPECT_EQ(pods.json()["pods"][0]["name"], "comfy");
   a.reset();
   testing::run_autopod({"tunnel", "stop-all"}, env);
+}
+
+// A model-sync task through `autopod agent --pod`: the pod-side program over the OpenSSH client
+// to the harness's sshd (the pod's models root from config.yaml), from the hub fakes.
+TEST_F(AgentProcess, ModelSyncOntoThePodOverSsh) {
+  auto sshd = sandbox::SshdHarness::start(dir / "sshd");
+  ASSERT_TRUE(sshd) << sshd.error().describe();
+  sandbox::SandboxOptions o;
+  o.api_key = "rpa_agent_test";
+  o.ssh_port = (*sshd)->port();
+  o.ssh_user = (*sshd)->user();
+  o.authorized_keys = (*sshd)->authorized_keys();
+  o.provisioning_time = o.starting_time = std::chrono::milliseconds(30);
+  sandbox::RunpodSandbox runpod(o);
+  ASSERT_TRUE(runpod.start());
+  sandbox::StorageServer storage{sandbox::StorageOptions{0, {}, false}};
+  sandbox::HfFake hf{storage};
+  ASSERT_TRUE(storage.start());
+  ASSERT_TRUE(hf.start());
+  std::string bytes(3 << 20, 'm');
+  hf.add_lfs_file("org/flux", "flux.safetensors", bytes);
+  auto root = dir / "pod-models";
+  std::filesystem::create_directories(dir / "home");
+  ASSERT_TRUE(core::write_file_atomic(dir / "home/config.yaml",
+                                      "pod:\n  models_root: " + root.string() + "\n", 0600));
+  env.insert(env.end(), {"RUNPOD_API_URL=" + runpod.url(), "RUNPOD_API_KEY=rpa_agent_test",
+                         "AUTOPOD_POLL_MS=20", "HF_ENDPOINT=" + hf.url()});
+  auto connect = testing::run_autopod({"connect", "--name", "comfy", "--timeout", "30"}, env);
+  ASSERT_EQ(connect.exit_code, 0) << connect.err;
+  auto a = agent({"--pod", "comfy"});
+  ASSERT_TRUE(a);
+  int port = port_of(*a);
+  auto r = testing::raw_request(port, "POST", "/v1/models/sync", token(),
+                                json{{"manifest",
+                                      "models:\n  - source: hf://org/flux/flux.safetensors\n"
+                                      "    folder: diffusion_models\n"}}
+                                    .dump());
+  ASSERT_EQ(r.status, 202) << r.body;
+  std::string id = r.json().value("taskId", "");
+  auto events = follow(port, id);
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back().event, "completed") << events.back().data;
+  auto t = testing::raw_request(port, "GET", "/v1/tasks/" + id, token()).json();
+  EXPECT_EQ(t["result"]["pod"], "comfy");
+  ASSERT_EQ(t["result"]["files"].size(), 1u) << t.dump(2);
+  EXPECT_EQ(t["result"]["files"][0]["path"], (root / "diffusion_models/flux.safetensors").string());
+  auto placed = core::read_file(root / "diffusion_models/flux.safetensors");
+  EXPECT_TRUE(placed && *placed == bytes);
+  auto tasks =
+      testing::run_autopod({"models", "tasks", "--json"}, env);  // the per-file task, shared
+  EXPECT_NE(tasks.out.find("\"state\":\"done\""), std::string::npos) << tasks.out;
 }
 
 TEST_F(AgentProcess, TokenDetachStatusAndStop) {

@@ -77,7 +77,11 @@ RawResponse raw_request(int port, const std::string& method, const std::string& 
   send_all(fd, request_text(method, target, token, body, extra));
   std::string all;
   char buf[65536];
-  for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) all.append(buf, static_cast<std::size_t>(n));
+  for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) != 0;) {
+    if (n < 0 && errno == EINTR) continue;  // as in SseReader::read_line
+    if (n < 0) break;
+    all.append(buf, static_cast<std::size_t>(n));
+  }
   ::close(fd);
   auto end = all.find("\r\n\r\n");
   if (end == std::string::npos) return r;
@@ -115,6 +119,10 @@ bool SseReader::read_line(std::string& line) {
     }
     char buf[8192];
     ssize_t n = m_fd < 0 ? -1 : ::recv(m_fd, buf, sizeof buf, 0);
+    // A socket with SO_RCVTIMEO is never restarted after a signal handler (signal(7)), so a
+    // signal to this thread (glibc's own, with the service and pod programs running in-process)
+    // is not the end of the stream.
+    if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return false;
     m_buffer.append(buf, static_cast<std::size_t>(n));
   }
@@ -193,6 +201,14 @@ std::string OpenApi::validate(const json& v, const json& schema, const std::stri
     std::istringstream parts(ref.substr(2));
     for (std::string p; std::getline(parts, p, '/');) target = target.at(p);
     return validate(v, target, where);
+  }
+  if (schema.contains("oneOf")) {  // exactly one alternative fits
+    int fits = 0;
+    std::string why;
+    for (const auto& alt : schema["oneOf"])
+      if (auto e = validate(v, alt, where); e.empty()) ++fits;
+      else why += (why.empty() ? "" : "; ") + e;
+    if (fits != 1) return where + ": " + std::to_string(fits) + " of oneOf fit (" + why + ")";
   }
   if (schema.contains("type")) {
     json types = schema["type"].is_array() ? schema["type"] : json::array({schema["type"]});

@@ -71,6 +71,11 @@ class FixedPods : public agent::service::PodAccess {
   explicit FixedPods(std::string url) : m_url(std::move(url)) {}
   core::Result<std::string> comfy_url(const std::string&) override { return m_url; }
   core::Result<nlohmann::json> pods() override { return nlohmann::json{{"pods", nlohmann::json::array()}}; }
+  core::Result<models::SyncTarget> models_target(const std::string& pod) override {
+    if (!models) return agent::service::PodAccess::models_target(pod);
+    return *models;
+  }
+  std::optional<models::SyncTarget> models;  // the "pod" of model syncs
 
  private:
   std::string m_url;

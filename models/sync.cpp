@@ -1,0 +1,266 @@
+// One sync (see sync.hpp): plan, start, follow, control, re-attach; the pod job's state merged
+// into the TaskStore so every terminal sees the same tasks.
+
+#include "models/sync.hpp"
+
+#include <atomic>
+#include <cstdio>
+#include <thread>
+
+#include "core/text.hpp"
+
+namespace autopod::models {
+namespace {
+
+using core::ErrorCode;
+using nlohmann::json;
+
+bool ended(TaskState s) {
+  return s == TaskState::done || s == TaskState::failed || s == TaskState::cancelled ||
+         s == TaskState::paused;
+}
+
+std::string gib(std::int64_t bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f GiB", static_cast<double>(bytes) / (1 << 30));
+  return buf;
+}
+
+// Copies a pod job's task states into the store's tasks of that job.
+void merge_job(TaskStore& store, const json& job) {
+  auto list = store.list();
+  if (!list)
+    return;
+  for (auto task : *list) {
+    if (task.job != job.value("job", ""))
+      continue;
+    for (const auto& t : job.value("tasks", json::array())) {
+      if (t.value("name", "") != task.destination.filename().string() ||
+          t.value("folder", "") != task.destination.parent_path().filename().string())
+        continue;
+      std::string s = t.value("state", "running");
+      for (auto st : {TaskState::queued, TaskState::running, TaskState::verifying, TaskState::done,
+                      TaskState::failed, TaskState::paused, TaskState::cancelled})
+        if (s == to_string(st))
+          task.state = st;
+      task.bytes = t.value("bytes", std::int64_t{0}),
+      task.total = t.value("total", std::int64_t{-1});
+      task.bytes_per_sec = t.value("bytes_per_sec", 0.0);
+      task.eta_secs = t.value("eta_secs", std::int64_t{-1});
+      task.connections = t.value("connections", 0), task.error = t.value("error", "");
+      task.updated_at = core::iso_time();
+      (void)store.put(task);
+    }
+  }
+}
+
+std::vector<Task> tasks_named(const TaskStore& store, const std::vector<std::string>& ids) {
+  std::vector<Task> out;
+  for (const auto& id : ids)
+    if (auto t = store.get(id))
+      out.push_back(*t);
+  return out;
+}
+
+core::Result<SyncProgress> first_failure(SyncProgress p) {
+  for (const auto& t : p.tasks)
+    if (t.state == TaskState::failed)
+      return core::fail(ErrorCode::remote, t.destination.filename().string() + ": " + t.error,
+                        "run the same sync again: it resumes what arrived");
+  return p;
+}
+
+}  // namespace
+
+core::Result<RootListing> list_target(const SyncTarget& target) {
+  if (target.on_pod())
+    return pod_listing(target.exec, target.root.string());
+  return list_root(target.root);
+}
+
+core::Result<SyncPlan> plan_on(const SyncTarget& target,
+                               const Manifest& manifest,
+                               Resolver& resolver,
+                               Prune prune) {
+  TRY_ASSIGN(auto listing, list_target(target));
+  return plan_sync(manifest, listing, target.root, resolver, prune);
+}
+
+core::Status check_space(const SyncPlan& plan, const SyncTarget& target) {
+  if (plan.free_bytes < 0 || plan.download_bytes <= plan.free_bytes)
+    return {};
+  return core::fail(ErrorCode::io,
+                    "not enough space under " + target.root.string() +
+                        (target.on_pod() ? " on " + target.pod : std::string()) + ": " +
+                        gib(plan.download_bytes) + " to arrive, " + gib(plan.free_bytes) + " free",
+                    "free some space or use a bigger volume");
+}
+
+core::Result<SyncRun> SyncRun::start(TaskStore& store,
+                                     SyncTarget target,
+                                     const SyncPlan& plan,
+                                     SyncOptions options) {
+  SyncRun run(store, std::move(target), std::move(options));
+  if (run.m_target.on_pod()) {
+    TRY_ASSIGN(run.m_job, pod_start(run.m_target.exec, run.m_target.root.string(), plan,
+                                    run.m_options.connections));
+    if (run.m_job.empty())
+      return run;
+  } else {
+    SyncPlan prunes;
+    for (const auto& item : plan.items)
+      if (item.action == Action::prune)
+        prunes.items.push_back(item);
+    auto transport = core::make_curl_transport();
+    Resolver unused(*transport, Endpoints{});  // prune items resolve nothing
+    TRY(apply_plan(prunes, run.m_target.root, {}, unused));
+  }
+  for (const auto& item : plan.items) {
+    if (!item.resolved)
+      continue;
+    TRY_ASSIGN(auto task, store.add(item.entry, item.path));
+    if (run.m_target.on_pod()) {
+      task.pod = run.m_target.pod, task.job = run.m_job, task.state = TaskState::running;
+      TRY(store.put(task));
+    }
+    run.m_ids.push_back(task.id);
+    run.m_resolved.push_back(item.resolved);
+  }
+  return run;
+}
+
+SyncRun SyncRun::attach(TaskStore& store, SyncTarget target, std::string job, SyncOptions options) {
+  SyncRun run(store, std::move(target), std::move(options));
+  run.m_job = std::move(job);
+  if (auto list = store.list())
+    for (const auto& t : *list)
+      if (t.job == run.m_job)
+        run.m_ids.push_back(t.id);
+  return run;
+}
+
+SyncRun SyncRun::local(TaskStore& store,
+                       SyncTarget target,
+                       std::vector<std::string> ids,
+                       SyncOptions options) {
+  SyncRun run(store, std::move(target), std::move(options));
+  run.m_ids = std::move(ids);
+  run.m_resolved.resize(run.m_ids.size());
+  return run;
+}
+
+SyncProgress SyncRun::progress_of(std::vector<Task> tasks) const {
+  SyncProgress p;
+  p.files = static_cast<int>(tasks.size());
+  p.finished = true;
+  for (const auto& t : tasks) {
+    p.bytes += t.bytes;
+    p.total += std::max<std::int64_t>(t.total, 0);
+    if (t.state == TaskState::running || t.state == TaskState::verifying)
+      p.bytes_per_sec += t.bytes_per_sec;
+    p.files_done += t.state == TaskState::done;
+    p.finished = p.finished && ended(t.state);
+  }
+  if (p.finished)
+    p.eta_secs = 0;
+  else if (p.bytes_per_sec > 0 && p.total >= p.bytes)
+    p.eta_secs =
+        static_cast<std::int64_t>(static_cast<double>(p.total - p.bytes) / p.bytes_per_sec);
+  p.tasks = std::move(tasks);
+  return p;
+}
+
+core::Result<SyncProgress> SyncRun::refresh() {
+  if (m_target.on_pod() && !m_job.empty()) {
+    TRY_ASSIGN(auto state, pod_status(m_target.exec, m_target.root.string(), m_job));
+    merge_job(*m_store, state);
+  }
+  return progress_of(tasks_named(*m_store, m_ids));
+}
+
+core::Result<SyncProgress> SyncRun::follow(const SyncProgressFn& on_progress,
+                                           const std::function<bool()>& keep) {
+  if (!m_target.on_pod())
+    return run_local(on_progress);
+  for (int failed = 0;;) {
+    auto look = refresh();
+    if (!look && (look.error().code == ErrorCode::not_found || ++failed > m_options.tolerated_failures))
+      return core::fail(look.error());
+    if (!look) {
+      std::this_thread::sleep_for(m_options.poll);
+      continue;
+    }
+    failed = 0;
+    auto p = std::move(look).value();
+    if (on_progress)
+      on_progress(p);
+    if (p.finished || (keep && !keep()))
+      return first_failure(std::move(p));
+    std::this_thread::sleep_for(m_options.poll);
+  }
+}
+
+// The tasks run here, at most local_workers at once, each worker with its own connection and
+// resolver; each placed file gets its record. The first failure is returned after all ended.
+core::Result<SyncProgress> SyncRun::run_local(const SyncProgressFn& on_progress) {
+  std::vector<core::Status> results(m_ids.size());
+  std::atomic<std::size_t> next{0};
+  Endpoints endpoints = m_options.endpoints ? *m_options.endpoints : Endpoints::from_env();
+  auto worker = [&] {
+    auto transport = core::make_curl_transport();
+    Resolver resolver(*transport, endpoints);
+    TransferOptions options;
+    options.connections = m_options.connections;
+    for (std::size_t i; (i = next++) < m_ids.size();) {
+      auto done = run_task(*m_store, m_ids[i], resolver, options);
+      if (!done)
+        results[i] = core::fail(done.error());
+      else if (m_resolved[i])
+        results[i] = record_placed(done->path, *m_resolved[i], *done);
+      else if (auto task = m_store->get(m_ids[i]); task) {
+        ResolvedFile r;
+        r.source = task->entry.source.text,
+        r.folder = task->destination.parent_path().filename().string();
+        r.name = task->destination.filename().string(), r.revision = task->entry.source.revision;
+        results[i] = record_placed(done->path, r, *done);
+      }
+    }
+  };
+  std::vector<std::thread> threads;
+  auto workers = std::min<std::size_t>(
+      static_cast<std::size_t>(std::max(1, m_options.local_workers)), m_ids.size());
+  for (std::size_t i = 0; i < workers; ++i)
+    threads.emplace_back(worker);
+  std::atomic<bool> stop{false};
+  std::thread monitor([&] {
+    while (!stop) {
+      if (on_progress)
+        on_progress(progress_of(tasks_named(*m_store, m_ids)));
+      std::this_thread::sleep_for(m_options.poll);
+    }
+  });
+  for (auto& t : threads)
+    t.join();
+  stop = true;
+  monitor.join();
+  auto last = progress_of(tasks_named(*m_store, m_ids));
+  if (on_progress)
+    on_progress(last);
+  for (auto& r : results)
+    TRY(r);
+  return last;
+}
+
+core::Status SyncRun::control(TaskControl control) {
+  if (m_target.on_pod()) {
+    if (m_job.empty())
+      return {};
+    return pod_control(m_target.exec, m_target.root.string(), m_job, control);
+  }
+  for (const auto& id : m_ids)  // a file that has already ended keeps its state
+    if (auto r = m_store->request(id, control); !r && r.error().code != ErrorCode::conflict)
+      return r;
+  return {};
+}
+
+}  // namespace autopod::models
