@@ -21,8 +21,14 @@ using nlohmann::json;
 struct Flags {
   std::string manifest, pod, local, models_root, source, folder, name, sha256, id;
   bool prune = false, dry_run = false;
-  int connections = 8;
+  int connections = 8, priority = 0;
 };
+
+// Tokens from config.yaml or the environment (which wins) travel to the pod on stdin only.
+models::PodJobOptions job_options(const core::Config& cfg, const Flags& f) {
+  auto ep = models::Endpoints::from_config(cfg);
+  return {f.connections, 3, f.priority, 30, ep.hf_token, ep.civitai_token};
+}
 
 bool is_terminal() { return ::isatty(2) == 1; }
 bool finished(const std::string& s) { return s == "done" || s == "failed" || s == "cancelled" || s == "paused"; }
@@ -147,7 +153,7 @@ core::Status run_local(Context& ctx, models::TaskStore& store, const std::vector
   std::atomic<std::size_t> next{0};
   auto worker = [&] {
     auto transport = core::make_curl_transport();
-    models::Resolver resolver(*transport, models::Endpoints::from_env());
+    models::Resolver resolver(*transport, models::Endpoints::from_config(**ctx.config()));
     models::TransferOptions options;
     options.connections = connections;
     for (std::size_t i; (i = next++) < ids.size();) {
@@ -205,12 +211,13 @@ void merge_job(models::TaskStore& store, const json& job) {
 
 core::Status run_on_pod(Context& ctx, models::TaskStore& store, const PodTarget& target,
                         const models::SyncPlan& plan, const Flags& f) {
-  TRY_ASSIGN(auto job, models::pod_start(target.exec, target.root, plan, f.connections));
+  TRY_ASSIGN(auto cfg, ctx.config());
+  TRY_ASSIGN(auto job, models::pod_start(target.exec, target.root, plan, job_options(*cfg, f)));
   if (job.empty()) return {};
   std::vector<std::string> ids;
   for (const auto& item : plan.items) {
     if (!item.resolved) continue;
-    TRY_ASSIGN(auto task, store.add(item.entry, item.path));
+    TRY_ASSIGN(auto task, store.add(item.entry, item.path, f.priority));
     task.pod = target.pod.name, task.job = job, task.state = models::TaskState::running;
     TRY(store.put(task));
     ids.push_back(task.id);
@@ -236,7 +243,7 @@ core::Status cmd_sync(Context& ctx, const Flags& f, const models::Manifest& mani
   TRY_ASSIGN(auto cfg, ctx.config());
   models::TaskStore store(cfg->home);
   auto transport = core::make_curl_transport();
-  models::Resolver resolver(*transport, models::Endpoints::from_env());
+  models::Resolver resolver(*transport, models::Endpoints::from_config(*cfg));
   std::optional<PodTarget> target;
   models::RootListing listing;
   std::filesystem::path root = f.local;
@@ -264,7 +271,7 @@ core::Status cmd_sync(Context& ctx, const Flags& f, const models::Manifest& mani
   for (const auto& item : plan.items) {
     if (item.action == models::Action::prune) prunes.items.push_back(item);
     if (!item.resolved) continue;
-    TRY_ASSIGN(auto task, store.add(item.entry, item.path));
+    TRY_ASSIGN(auto task, store.add(item.entry, item.path, f.priority));
     ids.push_back(task.id), resolved.push_back(item.resolved);
   }
   TRY(models::apply_plan(prunes, root, {}, resolver));
@@ -308,7 +315,7 @@ core::Status cmd_control(Context& ctx, const std::string& id, models::TaskContro
   TRY_ASSIGN(auto task, store.get(id));
   if (!task.job.empty()) {
     TRY_ASSIGN(auto target, pod_target(ctx, task.pod, task.destination.parent_path().parent_path().string()));
-    return models::pod_control(target.exec, target.root, task.job, control);
+    return models::pod_control(target.exec, target.root, task.job, control, job_options(*cfg, Flags{}));
   }
   TRY(store.request(id, control));
   if (control != models::TaskControl::resume && control != models::TaskControl::retry) return {};
@@ -325,6 +332,7 @@ void add_models_commands(CLI::App& app, Context& ctx, int& exit_code) {
     c->add_option("--local", f.local, "a models root on this machine instead of a pod");
     c->add_option("--models-root", f.models_root, "the pod's models root (default: the pod's)");
     c->add_option("--connections", f.connections, "connections per file (default 8)");
+    c->add_option("--priority", f.priority, "higher downloads first, within 3 files at once (default 0)");
   };
   auto* sync = models->add_subcommand("sync", "make the models root hold what MANIFEST lists");
   sync->add_option("MANIFEST", f.manifest, "manifest YAML")->required();
