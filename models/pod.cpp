@@ -102,6 +102,7 @@ core::Result<std::string> pod_start(const PodExec& exec, const std::string& root
   TRY(pod_request(exec, {{"op", "start"}, {"root", root}, {"job", job}, {"files", files},
                          {"connections", options.connections}, {"parallel", options.parallel},
                          {"priority", options.priority}, {"stall_secs", options.stall_secs},
+                         {"chunk_bytes", options.chunk_bytes},
                          {"tokens", tokens(options)}}));
   return job;
 }

@@ -36,6 +36,7 @@ struct PodJobOptions {
   int parallel = 3;     // files at once under the models root, across every job there
   int priority = 0;     // higher goes first when files wait for one of those slots
   int stall_secs = 30;  // no byte for this long: the connection is retried
+  std::int64_t chunk_bytes = 16 << 20;  // ranges are fetched, recorded and resumed in these
   // Sent on stdin (never argv), kept in the job's memory only, given to origin hosts only.
   std::string hf_token;
   std::string civitai_token;

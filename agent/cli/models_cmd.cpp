@@ -27,7 +27,10 @@ struct Flags {
 // Tokens from config.yaml or the environment (which wins) travel to the pod on stdin only.
 models::PodJobOptions job_options(const core::Config& cfg, const Flags& f) {
   auto ep = models::Endpoints::from_config(cfg);
-  return {f.connections, 3, f.priority, 30, ep.hf_token, ep.civitai_token};
+  models::PodJobOptions o;
+  o.connections = f.connections, o.priority = f.priority;
+  o.hf_token = ep.hf_token, o.civitai_token = ep.civitai_token;
+  return o;
 }
 
 bool is_terminal() { return ::isatty(2) == 1; }

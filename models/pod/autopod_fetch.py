@@ -112,9 +112,10 @@ class Transfer:
         self.url, self.resolved_at = f["url"], time.time()
         self.token = opts.get("tokens", {}).get(f.get("auth", ""), "")
         self.stall = float(opts.get("stall_secs", 30))
+        self.chunk = int(opts.get("chunk_bytes", CHUNK))
         self.connections = int(opts.get("connections", 8)) if f.get("ranges") and self.size >= SINGLE_BELOW else 1
         self.bytes, self.fetched, self.t0, self.verifying = 0, 0, time.time(), False
-        self.partial = None
+        self.partial, self.closed, self.saved_at = None, False, 0
 
     # -- ownership ------------------------------------------------------------------------------
 
@@ -129,16 +130,17 @@ class Transfer:
                     and rec.get("mtime_ns") == st.st_mtime_ns and (not want or rec.get("sha256") == want))
 
     def fresh_state(self, prev):
-        f, chunks = self.f, max(1, -(-max(self.size, 0) // CHUNK))
+        f, chunks = self.f, max(1, -(-max(self.size, 0) // self.chunk))
         same = (prev and prev.get("source") == f["source"] and prev.get("size") == self.size
                 and prev.get("sha256") == f.get("sha256", "") and f.get("validator")
                 and prev.get("validator") == f["validator"] and f.get("ranges")
+                and prev.get("chunk_bytes") == self.chunk
                 and os.path.exists(os.path.join(self.dir, os.path.basename(prev.get("partial", "")))))
         if prev and not same and prev.get("partial"):
             self.remove(os.path.join(self.dir, os.path.basename(prev["partial"])))
         self.resumed = bool(same)
         return {"version": 1, "source": f["source"], "size": self.size, "sha256": f.get("sha256", ""),
-                "validator": f.get("validator", ""), "chunk_bytes": CHUNK,
+                "validator": f.get("validator", ""), "chunk_bytes": self.chunk,
                 "partial": prev["partial"] if same else "%s.%s.part" % (f["name"], secrets.token_hex(4)),
                 "done": prev["done"] if same else "0" * chunks, "owner": me()}
 
@@ -189,10 +191,19 @@ class Transfer:
                 raise Stop(self.control())
             time.sleep(0.2)
 
-    def save(self):
+    def save(self, every=0):
+        """Writes the state record (at most once per `every` seconds); never after the file was
+        placed, paused or discarded, so no stale record is left behind."""
         with self.lock:
+            if self.closed or time.time() - self.saved_at < every:
+                return
             self.state["owner"]["heartbeat"] = int(time.time())
             write_json(self.state_path, self.state)
+            self.saved_at = time.time()
+
+    def close(self):
+        with self.lock:
+            self.closed = True
 
     # -- bytes ----------------------------------------------------------------------------------
 
@@ -263,8 +274,8 @@ class Transfer:
         raise Fail("%s: %s failed %d times in a row" % (self.f["name"], what, ATTEMPTS))
 
     def fetch_range(self, fd, i):
-        start = i * CHUNK
-        end = min(self.size, start + CHUNK) - 1
+        start = i * self.chunk
+        end = min(self.size, start + self.chunk) - 1
         pos = [start]
 
         def attempt():
@@ -288,7 +299,7 @@ class Transfer:
         todo = queue.Queue()
         for i, c in enumerate(self.state["done"]):
             if c == "1":
-                self.bytes += min(CHUNK, self.size - i * CHUNK)
+                self.bytes += min(self.chunk, self.size - i * self.chunk)
             else:
                 todo.put(i)
         errors = []
@@ -362,6 +373,7 @@ class Transfer:
                 self.single(fd)
             os.fsync(fd)
         except Stop as s:
+            self.close()
             if str(s) == "cancel":
                 self.discard()
             else:
@@ -380,6 +392,7 @@ class Transfer:
             pass
 
     def discard(self):
+        self.close()
         for p in (self.partial, self.state_path):
             if p:
                 self.remove(p)
@@ -400,6 +413,7 @@ class Transfer:
             raise Fail("%s: sha256 mismatch: expected %s, actual %s; the partial file was removed"
                        % (self.f["name"], expected, actual))
         os.replace(self.partial, self.dest)
+        self.close()
         self.remove(self.state_path)
         st = os.stat(self.dest)
         f = self.f

@@ -25,6 +25,15 @@ def model_dirs(root):
                                                     if os.path.isdir(d) and d not in dirs]
 
 
+def free_bytes(root):
+    """Free bytes on the filesystem the root is (or will be) on: its nearest existing ancestor."""
+    d = os.path.abspath(root)
+    while not os.path.isdir(d) and d != os.path.dirname(d):
+        d = os.path.dirname(d)
+    st = os.statvfs(d)
+    return st.f_bavail * st.f_frsize
+
+
 def op_list(req):
     root = req["root"]
     records, files = [], []
@@ -44,8 +53,7 @@ def op_list(req):
                 records.append(rec)
             elif not name.endswith((".part", ".autopod-part.json", ".tmp")) and os.path.isfile(p):
                 files.append(p)
-    st = os.statvfs(root if os.path.isdir(root) else os.path.dirname(root.rstrip("/")) or "/")
-    return {"records": records, "files": files, "free_bytes": st.f_bavail * st.f_frsize,
+    return {"records": records, "files": files, "free_bytes": free_bytes(root),
             "folder_dirs": folder_dirs(root), "version": AUTOPOD_FETCH_VERSION}
 
 
@@ -115,7 +123,7 @@ def run_job(req, path, control_path):
             left = tr.size - tr.bytes
             t["eta_secs"] = int(left / t["bytes_per_sec"]) if t["bytes_per_sec"] > 0 and tr.size > 0 else -1
             if tr.partial:
-                tr.save()  # the heartbeat an owner on another host is judged by
+                tr.save(every=5)  # the heartbeat an owner on another host is judged by
         write_json(path, job)
     job["state"] = overall({t["state"] for t in job["tasks"]})
     write_json(path, job)
@@ -154,7 +162,7 @@ def op_start(req):
     for f in req["files"]:
         safe_dir(root, f["folder"], dirs), safe_name(f["name"])
     need = sum(max(int(f.get("size", 0)), 0) for f in req["files"])
-    free = op_list({"root": root})["free_bytes"]
+    free = free_bytes(root)
     if need > free:
         raise Fail("not enough space on the volume: %d bytes to arrive, %d free under %s" % (need, free, root))
     saved = {k: v for k, v in req.items() if k != "tokens"}
