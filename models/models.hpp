@@ -281,6 +281,9 @@ class TaskStore {
   // task not running ends it at once); resume and retry queue a paused or failed task again.
   // conflict when the task's state does not allow it.
   core::Status request(const std::string& id, TaskControl control);
+  // The tasks of pod job `job` that did not end done go back to queued: the job was resumed on
+  // the pod, and `models tasks` follows it again.
+  core::Status requeue_job(const std::string& job);
 
  private:
   std::filesystem::path m_path;

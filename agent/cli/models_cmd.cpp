@@ -318,7 +318,9 @@ core::Status cmd_control(Context& ctx, const std::string& id, models::TaskContro
   TRY_ASSIGN(auto task, store.get(id));
   if (!task.job.empty()) {
     TRY_ASSIGN(auto target, pod_target(ctx, task.pod, task.destination.parent_path().parent_path().string()));
-    return models::pod_control(target.exec, target.root, task.job, control, job_options(*cfg, Flags{}));
+    TRY(models::pod_control(target.exec, target.root, task.job, control, job_options(*cfg, Flags{})));
+    bool again = control == models::TaskControl::resume || control == models::TaskControl::retry;
+    return again ? store.requeue_job(task.job) : core::Status{};
   }
   TRY(store.request(id, control));
   if (control != models::TaskControl::resume && control != models::TaskControl::retry) return {};
