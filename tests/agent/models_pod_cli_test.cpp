@@ -70,13 +70,13 @@ struct ModelsPodCli : Cli {
     env.insert(env.end(), {"HF_ENDPOINT=" + hf.url(), "CIVITAI_ENDPOINT=" + civitai.url(), "HF_TOKEN=", "CIVITAI_API_TOKEN="});
     EXPECT_RUN(autopod({"connect", "--name", "comfy", "--timeout", "30"}), 0);
   }
-  // A manifest of plain URLs to `n` objects of `size` bytes, named PREFIX0.pth, ...
-  void objects(int n, std::size_t size, const std::string& prefix = "f") {
+  // A manifest of plain URLs to `n` objects of `size` (+ i * `step`) bytes, named PREFIX0.pth, ...
+  void objects(int n, std::size_t size, const std::string& prefix = "f", std::size_t step = 0) {
     std::ofstream out(manifest);
     out << "models:\n";
     for (int i = 0; i < n; ++i) {
       std::string name = prefix + std::to_string(i) + ".pth";
-      storage.put(name, bytes_of(size, 70 + static_cast<unsigned>(i)));
+      storage.put(name, bytes_of(size + static_cast<std::size_t>(i) * step, 70 + static_cast<unsigned>(i)));
       out << "  - source: " << storage.plain_url(name) << "\n    folder: upscale_models\n";
     }
   }
@@ -160,6 +160,31 @@ TEST_F(ModelsPodCli, TwoSyncsOfTheSameManifestAtOncePlaceEachFileOnce) {
     EXPECT_TRUE(slurp(folder() / ("f" + std::to_string(i) + ".pth")) == bytes_of(6 << 20, 70 + i)) << i;
   EXPECT_LT(storage.bytes_sent(), 3 * (6 << 20) + (4 << 20)) << "a file was fetched twice";
   EXPECT_EQ(names_in(folder()).size(), 6u);  // three models and their records, nothing else
+}
+
+TEST_F(ModelsPodCli, PriorityPutsAPullAheadOfFilesWaitingForOneOfTheThreeSlots) {
+  objects(4, 2 << 20, "low", 2 << 20);  // three download, one waits; slots free one at a time
+  storage.set_rate(1 << 20);
+  core::ProcessOutput low;
+  std::thread syncing([&] { low = sync({"--connections", "1"}); });
+  auto fetched = [&] {  // objects in the order their first download request came
+    std::vector<std::string> order;
+    for (const auto& r : storage.requests())
+      if (r.method == "GET" && r.range != "bytes=0-0" && std::find(order.begin(), order.end(), r.target) == order.end())
+        order.push_back(r.target);
+    return order;
+  };
+  ASSERT_TRUE(eventually([&] { return fetched().size() >= 3; }));
+  storage.put("urgent.pth", bytes_of(2 << 20, 90));
+  auto pull = autopod({"models", "pull", storage.plain_url("urgent.pth"), "comfy", "--folder", "upscale_models",
+                       "--models-root", root.string(), "--connections", "1", "--priority", "5"});
+  syncing.join();
+  EXPECT_RUN(pull, 0);
+  EXPECT_RUN(low, 0);
+  auto order = fetched();
+  ASSERT_EQ(order.size(), 5u);
+  EXPECT_EQ(order[3], "/o/urgent.pth");  // before the low file that had waited longer
+  EXPECT_EQ(order[4].rfind("/o/low", 0), 0u);
 }
 
 TEST_F(ModelsPodCli, APodWithoutPython3SaysWhatIsMissing) {
