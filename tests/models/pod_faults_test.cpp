@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "tests/models/pod_testing.hpp"
 
 namespace autopod::testing {
@@ -24,11 +26,13 @@ struct PodFaults : ::testing::Test {
   }
   std::filesystem::path dest() const { return pod.root / "diffusion_models" / "flux.safetensors"; }
 
-  json sync(const models::PodJobOptions& options = pod_options()) {
+  // Plans (the resolver's probes see no fault), then injects `faults` and runs the job.
+  json sync(const sandbox::StorageFaults& faults, const models::PodJobOptions& options = pod_options()) {
     auto resolver = hubs.resolver();
     auto plan = pod.plan(manifest, resolver);
     EXPECT_TRUE(plan) << plan.error().describe();
     if (!plan) return json{};
+    hubs.storage.set_faults(faults);
     auto job = models::pod_start(pod.exec, pod.root_str(), *plan, options);
     EXPECT_TRUE(job) << job.error().describe();
     return job ? pod.wait(*job) : json{};
@@ -46,8 +50,7 @@ TEST_F(PodFaults, ACutAtHalfwayIsResumedFromTheCutAndVerifies) {
   sandbox::StorageFaults f;
   f.cut_at = 0.5;
   f.cuts = 1;
-  hubs.storage.set_faults(f);
-  auto state = sync();
+  auto state = sync(f);
   ASSERT_EQ(state.value("state", ""), "done") << state.dump(2);
   EXPECT_TRUE(read_all(dest()) == bytes);
   // The range that was cut continues from the byte where it stopped, not from its start.
@@ -75,9 +78,8 @@ TEST_F(PodFaults, A200ToARangeOfAPartialFileRestartsItNeverAppends) {
   hubs.storage.set_rate(0);
   sandbox::StorageFaults f;
   f.ignore_range = 1;
-  hubs.storage.set_faults(f);
   // ...then the file is fetched again from zero and is exact (a 200 appended would be longer).
-  auto state = sync();
+  auto state = sync(f);
   ASSERT_EQ(state.value("state", ""), "done") << state.dump(2);
   EXPECT_EQ(std::filesystem::file_size(dest()), bytes.size());
   EXPECT_TRUE(read_all(dest()) == bytes);
@@ -87,8 +89,7 @@ TEST_F(PodFaults, A200ToARangeOfAPartialFileRestartsItNeverAppends) {
 TEST_F(PodFaults, WrongBytesAreCaughtWithBothHashesNamedAndThePartialRemoved) {
   sandbox::StorageFaults f;
   f.wrong_bytes = true;
-  hubs.storage.set_faults(f);
-  auto state = sync();
+  auto state = sync(f);
   ASSERT_EQ(state.value("state", ""), "failed") << state.dump(2);
   std::string error = state["tasks"][0].value("error", "");
   EXPECT_NE(error.find("expected " + sha256_of(bytes)), std::string::npos) << error;
@@ -123,15 +124,17 @@ TEST_F(PodFaults, AStalledBodyIsBoundedByTheStallTimeout) {
   sandbox::StorageFaults f;
   f.stall = std::chrono::milliseconds(60000);
   f.stalls = 1;
-  hubs.storage.set_faults(f);
   auto options = pod_options();
   options.stall_secs = 1;
   auto t0 = std::chrono::steady_clock::now();
-  auto state = sync(options);
+  auto state = sync(f, options);
   auto secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   ASSERT_EQ(state.value("state", ""), "done") << state.dump(2);
   EXPECT_TRUE(read_all(dest()) == bytes);
   EXPECT_LT(secs, 20.0) << "a stalled connection held the download";
+  auto asked = ranges_asked();
+  std::set<std::string> distinct(asked.begin(), asked.end());
+  EXPECT_GT(asked.size(), distinct.size()) << "no range stalled and was asked again";
 }
 
 TEST_F(PodFaults, AnExpiredSignatureIsReResolvedOnThePodWithTheTokenForTheHubOnly) {
