@@ -88,24 +88,30 @@ def run_job(req, path, control_path):
         except OSError:
             return None
 
+    lock = threading.Lock()  # a task's end is never overwritten by the progress loop
+
     def one(i, f):
         t = job["tasks"][i]
-        slot = Slot(req["root"], "%s.%d" % (req["job"], i), f.get("priority", req.get("priority", 0)),
-                    req.get("parallel", 3), control)
+        slot = None
         try:
+            slot = Slot(req["root"], "%s.%d" % (req["job"], i), f.get("priority", req.get("priority", 0)),
+                        req.get("parallel", 3), control)
             slot.acquire()
             tr = Transfer(f, safe_dir(req["root"], f["folder"], dirs), req, control)
-            t["state"], t["connections"] = "running", tr.connections
-            live[i] = tr
+            with lock:
+                t["state"], t["connections"] = "running", tr.connections
+                live[i] = tr
             tr.run()
-            t["state"], t["bytes"], t["total"], t["eta_secs"] = "done", tr.size, tr.size, 0
+            end = {"state": "done", "bytes": tr.size, "total": tr.size, "eta_secs": 0}
         except Stop as s:
-            t["state"] = "paused" if str(s) == "pause" else "cancelled"
+            end = {"state": "paused" if str(s) == "pause" else "cancelled"}
         except Exception as e:  # a task's failure is reported, the others go on
-            t["state"], t["error"] = "failed", str(e)
-        finally:
+            end = {"state": "failed", "error": str(e)}
+        if slot:
             slot.release()
+        with lock:
             live.pop(i, None)
+            t.update(end)
 
     live = {}
     threads = [threading.Thread(target=one, args=(i, f)) for i, f in enumerate(req["files"])]
@@ -114,19 +120,25 @@ def run_job(req, path, control_path):
     while any(th.is_alive() for th in threads):
         time.sleep(0.2)
         job["heartbeat"] = int(time.time())
-        for i, tr in list(live.items()):
-            t = job["tasks"][i]
-            dt = max(time.time() - tr.t0, 1e-3)
-            t["bytes"], t["total"] = tr.bytes, tr.size
-            t["bytes_per_sec"] = tr.fetched / dt
-            t["state"] = "verifying" if tr.verifying else t["state"]
-            left = tr.size - tr.bytes
-            t["eta_secs"] = int(left / t["bytes_per_sec"]) if t["bytes_per_sec"] > 0 and tr.size > 0 else -1
-            if tr.partial:
-                tr.save(every=5)  # the heartbeat an owner on another host is judged by
-        write_json(path, job)
+        with lock:
+            progress(job, live)
+            write_json(path, job)
     job["state"] = overall({t["state"] for t in job["tasks"]})
     write_json(path, job)
+
+
+def progress(job, live):
+    """Copies the running transfers' bytes, speed and ETA into their tasks."""
+    for i, tr in live.items():
+        t = job["tasks"][i]
+        dt = max(time.time() - tr.t0, 1e-3)
+        t["bytes"], t["total"] = tr.bytes, tr.size
+        t["bytes_per_sec"] = tr.fetched / dt
+        t["state"] = "verifying" if tr.verifying else t["state"]
+        left = tr.size - tr.bytes
+        t["eta_secs"] = int(left / t["bytes_per_sec"]) if t["bytes_per_sec"] > 0 and tr.size > 0 else -1
+        if tr.partial:
+            tr.save(every=5)  # the heartbeat an owner on another host is judged by
 
 
 def detach(run):

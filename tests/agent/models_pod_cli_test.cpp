@@ -88,7 +88,7 @@ struct ModelsPodCli : Cli {
   json task(const std::string& name) {
     auto r = autopod({"models", "tasks", "--json"});
     std::istringstream lines(r.out);
-    json found;
+    json found = json::object();
     for (std::string line; std::getline(lines, line);) {
       auto j = json::parse(line, nullptr, false);
       if (!j.is_discarded() && j.value("destination", "").ends_with("/" + name)) found = j;
@@ -101,20 +101,18 @@ struct ModelsPodCli : Cli {
 TEST_F(ModelsPodCli, PauseResumeAndCancelFromAnotherProcessWhileAPodJobRuns) {
   objects(1, 24 << 20);
   storage.set_rate(2 << 20);
-  std::atomic<bool> watching{true};
   std::atomic<int> half_written{0};
-  std::thread watch([&] {  // a final name only ever holds the whole file
-    while (watching) {
+  std::jthread watch([&](std::stop_token stop) {  // a final name only ever holds the whole file
+    while (!stop.stop_requested()) {
       std::error_code ec;
       auto size = std::filesystem::file_size(folder() / "f0.pth", ec);
       if (!ec && size != (24u << 20)) ++half_written;
     }
   });
   core::ProcessOutput first;
-  std::thread syncing([&] { first = sync(); });
-  ASSERT_TRUE(eventually([&] { return storage.bytes_sent() > (2 << 20); }));
-  std::string id = task("f0.pth").value("id", "");
-  ASSERT_FALSE(id.empty());
+  std::jthread syncing([&] { first = sync(); });
+  std::string id;
+  ASSERT_TRUE(eventually([&] { return !(id = task("f0.pth").value("id", "")).empty() && storage.bytes_sent() > (2 << 20); }));
   EXPECT_RUN(autopod({"models", "pause", id}), 0);
   syncing.join();  // the syncing invocation sees the pause and returns
   EXPECT_RUN(first, 0);
@@ -130,15 +128,14 @@ TEST_F(ModelsPodCli, PauseResumeAndCancelFromAnotherProcessWhileAPodJobRuns) {
   objects(2, 24 << 20, "g");
   storage.set_rate(2 << 20);
   core::ProcessOutput second;
-  std::thread again([&] { second = sync(); });
-  ASSERT_TRUE(eventually([&] { return has_partial(folder()); }));
-  std::string g = task("g1.pth").value("id", "");
-  ASSERT_FALSE(g.empty());
+  std::jthread again([&] { second = sync(); });
+  std::string g;  // the task is recorded once its job has started on the pod
+  ASSERT_TRUE(eventually([&] { return !(g = task("g1.pth").value("id", "")).empty() && has_partial(folder()); }));
   EXPECT_RUN(autopod({"models", "cancel", g}), 0);
   ASSERT_TRUE(eventually([&] { return !has_partial(folder()); })) << "cancel left the partial file";
   EXPECT_RUN(autopod({"models", "cancel", task("g0.pth").value("id", "")}), 0);
   again.join();
-  watching = false;
+  watch.request_stop();
   watch.join();
   EXPECT_EQ(task("g1.pth").value("state", ""), "cancelled");
   EXPECT_FALSE(std::filesystem::exists(folder() / "g1.pth"));
@@ -150,10 +147,10 @@ TEST_F(ModelsPodCli, TwoSyncsOfTheSameManifestAtOncePlaceEachFileOnce) {
   objects(3, 6 << 20);
   storage.set_rate(4 << 20);
   core::ProcessOutput a, b;
-  std::thread one([&] { a = sync(); });
-  std::thread two([&] { b = sync(); });
-  one.join();
-  two.join();
+  {
+    std::jthread one([&] { a = sync(); });
+    std::jthread two([&] { b = sync(); });
+  }
   EXPECT_RUN(a, 0);
   EXPECT_RUN(b, 0);
   for (int i = 0; i < 3; ++i)
@@ -163,10 +160,10 @@ TEST_F(ModelsPodCli, TwoSyncsOfTheSameManifestAtOncePlaceEachFileOnce) {
 }
 
 TEST_F(ModelsPodCli, PriorityPutsAPullAheadOfFilesWaitingForOneOfTheThreeSlots) {
-  objects(4, 2 << 20, "low", 2 << 20);  // three download, one waits; slots free one at a time
+  objects(4, 4 << 20, "low", 2 << 20);  // three download, one waits; slots free one at a time
   storage.set_rate(1 << 20);
   core::ProcessOutput low;
-  std::thread syncing([&] { low = sync({"--connections", "1"}); });
+  std::jthread syncing([&] { low = sync({"--connections", "1"}); });
   auto fetched = [&] {  // objects in the order their first download request came
     std::vector<std::string> order;
     for (const auto& r : storage.requests())

@@ -87,10 +87,9 @@ TEST_F(PodJobs, TwoJobsOfTheSameManifestAtOncePlaceEachFileOnce) {
   auto m = objects(3, 6 << 20);
   hubs.storage.set_rate(4 << 20);
   // A watcher: a final name never holds anything but the whole file.
-  std::atomic<bool> watching{true};
   std::atomic<int> half_written{0};
-  std::thread watch([&] {
-    while (watching)
+  std::jthread watch([&](std::stop_token stop) {
+    while (!stop.stop_requested())
       for (int i = 0; i < 3; ++i) {
         std::error_code ec;
         auto size = std::filesystem::file_size(folder() / ("f" + std::to_string(i) + ".pth"), ec);
@@ -98,12 +97,12 @@ TEST_F(PodJobs, TwoJobsOfTheSameManifestAtOncePlaceEachFileOnce) {
       }
   });
   std::string a, b;
-  std::thread first([&] { a = start(m); });
-  std::thread second([&] { b = start(m); });
-  first.join();
-  second.join();
+  {
+    std::jthread first([&] { a = start(m); });
+    std::jthread second([&] { b = start(m); });
+  }
   auto sa = pod.wait(a), sb = pod.wait(b);
-  watching = false;
+  watch.request_stop();
   watch.join();
   EXPECT_EQ(sa.value("state", ""), "done") << sa.dump(2);
   EXPECT_EQ(sb.value("state", ""), "done") << sb.dump(2);
@@ -115,9 +114,9 @@ TEST_F(PodJobs, TwoJobsOfTheSameManifestAtOncePlaceEachFileOnce) {
 }
 
 TEST_F(PodJobs, AHigherPriorityWaitsLessWithinTheLimitOfThreeAtOnce) {
-  // Given four files of priority 0 (three run, one waits; sizes 2, 4, 6, 8 MiB so that slots
-  // free one at a time)...
-  auto low = objects(4, 2 << 20, "low", 2 << 20);
+  // Given four files of priority 0 (three run, one waits; 4, 6, 8 and 10 MiB at 1 MiB/s, so
+  // that slots free one at a time, the first after 4 s at the earliest)...
+  auto low = objects(4, 4 << 20, "low", 2 << 20);
   hubs.storage.set_rate(1 << 20);
   auto first = start(low, pod_options(1));
   auto running_objects = [&] {
