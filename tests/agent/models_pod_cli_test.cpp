@@ -20,7 +20,8 @@ namespace {
 std::string bytes_of(std::size_t n, unsigned seed) {
   std::string out(n, '\0');
   std::mt19937 rng(seed);
-  for (auto& c : out) c = static_cast<char>(rng() & 0xff);
+  for (auto& c : out)
+    c = static_cast<char>(rng() & 0xff);
   return out;
 }
 
@@ -34,14 +35,16 @@ std::string slurp(const std::filesystem::path& p) {
 std::vector<std::string> names_in(const std::filesystem::path& dir) {
   std::vector<std::string> out;
   std::error_code ec;
-  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) out.push_back(e.path().filename().string());
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec))
+    out.push_back(e.path().filename().string());
   std::sort(out.begin(), out.end());
   return out;
 }
 
 bool has_partial(const std::filesystem::path& dir) {
   for (const auto& n : names_in(dir))
-    if (n.size() > 5 && n.compare(n.size() - 5, 5, ".part") == 0) return true;
+    if (n.size() > 5 && n.compare(n.size() - 5, 5, ".part") == 0)
+      return true;
   return false;
 }
 
@@ -49,7 +52,8 @@ template <typename F>
 bool eventually(F cond) {
   auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   while (std::chrono::steady_clock::now() < until) {
-    if (cond()) return true;
+    if (cond())
+      return true;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   return false;
@@ -67,7 +71,8 @@ struct ModelsPodCli : Cli {
     ASSERT_TRUE(storage.start());
     ASSERT_TRUE(hf.start());
     ASSERT_TRUE(civitai.start());
-    env.insert(env.end(), {"HF_ENDPOINT=" + hf.url(), "CIVITAI_ENDPOINT=" + civitai.url(), "HF_TOKEN=", "CIVITAI_API_TOKEN="});
+    env.insert(env.end(), {"HF_ENDPOINT=" + hf.url(), "CIVITAI_ENDPOINT=" + civitai.url(),
+                           "HF_TOKEN=", "CIVITAI_API_TOKEN="});
     EXPECT_RUN(autopod({"connect", "--name", "comfy", "--timeout", "30"}), 0);
   }
   // A manifest of plain URLs to `n` objects of `size` (+ i * `step`) bytes, named PREFIX0.pth, ...
@@ -76,12 +81,14 @@ struct ModelsPodCli : Cli {
     out << "models:\n";
     for (int i = 0; i < n; ++i) {
       std::string name = prefix + std::to_string(i) + ".pth";
-      storage.put(name, bytes_of(size + static_cast<std::size_t>(i) * step, 70 + static_cast<unsigned>(i)));
+      storage.put(
+          name, bytes_of(size + static_cast<std::size_t>(i) * step, 70 + static_cast<unsigned>(i)));
       out << "  - source: " << storage.plain_url(name) << "\n    folder: upscale_models\n";
     }
   }
   core::ProcessOutput sync(std::vector<std::string> more = {}) {
-    std::vector<std::string> args = {"models", "sync", manifest.string(), "comfy", "--models-root", root.string()};
+    std::vector<std::string> args = {"models", "sync",          manifest.string(),
+                                     "comfy",  "--models-root", root.string()};
     args.insert(args.end(), more.begin(), more.end());
     return autopod(args);
   }
@@ -91,7 +98,8 @@ struct ModelsPodCli : Cli {
     json found = json::object();
     for (std::string line; std::getline(lines, line);) {
       auto j = json::parse(line, nullptr, false);
-      if (!j.is_discarded() && j.value("destination", "").ends_with("/" + name)) found = j;
+      if (!j.is_discarded() && j.value("destination", "").ends_with("/" + name))
+        found = j;
     }
     return found;
   }
@@ -106,13 +114,16 @@ TEST_F(ModelsPodCli, PauseResumeAndCancelFromAnotherProcessWhileAPodJobRuns) {
     while (!stop.stop_requested()) {
       std::error_code ec;
       auto size = std::filesystem::file_size(folder() / "f0.pth", ec);
-      if (!ec && size != (24u << 20)) ++half_written;
+      if (!ec && size != (24u << 20))
+        ++half_written;
     }
   });
   core::ProcessOutput first;
   std::jthread syncing([&] { first = sync(); });
   std::string id;
-  ASSERT_TRUE(eventually([&] { return !(id = task("f0.pth").value("id", "")).empty() && storage.bytes_sent() > (2 << 20); }));
+  ASSERT_TRUE(eventually([&] {
+    return !(id = task("f0.pth").value("id", "")).empty() && storage.bytes_sent() > (2 << 20);
+  }));
   EXPECT_RUN(autopod({"models", "pause", id}), 0);
   syncing.join();  // the syncing invocation sees the pause and returns
   EXPECT_RUN(first, 0);
@@ -122,7 +133,8 @@ TEST_F(ModelsPodCli, PauseResumeAndCancelFromAnotherProcessWhileAPodJobRuns) {
 
   storage.set_rate(0);
   EXPECT_RUN(autopod({"models", "resume", id}), 0);
-  ASSERT_TRUE(eventually([&] { return task("f0.pth").value("state", "") == "done"; })) << task("f0.pth").dump();
+  ASSERT_TRUE(eventually([&] { return task("f0.pth").value("state", "") == "done"; }))
+      << task("f0.pth").dump();
   EXPECT_TRUE(slurp(folder() / "f0.pth") == bytes_of(24 << 20, 70));
 
   objects(2, 24 << 20, "g");
@@ -130,7 +142,8 @@ TEST_F(ModelsPodCli, PauseResumeAndCancelFromAnotherProcessWhileAPodJobRuns) {
   core::ProcessOutput second;
   std::jthread again([&] { second = sync(); });
   std::string g;  // the task is recorded once its job has started on the pod
-  ASSERT_TRUE(eventually([&] { return !(g = task("g1.pth").value("id", "")).empty() && has_partial(folder()); }));
+  ASSERT_TRUE(eventually(
+      [&] { return !(g = task("g1.pth").value("id", "")).empty() && has_partial(folder()); }));
   EXPECT_RUN(autopod({"models", "cancel", g}), 0);
   ASSERT_TRUE(eventually([&] { return !has_partial(folder()); })) << "cancel left the partial file";
   EXPECT_RUN(autopod({"models", "cancel", task("g0.pth").value("id", "")}), 0);
@@ -154,7 +167,8 @@ TEST_F(ModelsPodCli, TwoSyncsOfTheSameManifestAtOncePlaceEachFileOnce) {
   EXPECT_RUN(a, 0);
   EXPECT_RUN(b, 0);
   for (int i = 0; i < 3; ++i)
-    EXPECT_TRUE(slurp(folder() / ("f" + std::to_string(i) + ".pth")) == bytes_of(6 << 20, 70 + i)) << i;
+    EXPECT_TRUE(slurp(folder() / ("f" + std::to_string(i) + ".pth")) == bytes_of(6 << 20, 70 + i))
+        << i;
   EXPECT_LT(storage.bytes_sent(), 3 * (6 << 20) + (4 << 20)) << "a file was fetched twice";
   EXPECT_EQ(names_in(folder()).size(), 6u);  // three models and their records, nothing else
 }
@@ -167,14 +181,16 @@ TEST_F(ModelsPodCli, PriorityPutsAPullAheadOfFilesWaitingForOneOfTheThreeSlots) 
   auto fetched = [&] {  // objects in the order their first download request came
     std::vector<std::string> order;
     for (const auto& r : storage.requests())
-      if (r.method == "GET" && r.range != "bytes=0-0" && std::find(order.begin(), order.end(), r.target) == order.end())
+      if (r.method == "GET" && r.range != "bytes=0-0" &&
+          std::find(order.begin(), order.end(), r.target) == order.end())
         order.push_back(r.target);
     return order;
   };
   ASSERT_TRUE(eventually([&] { return fetched().size() >= 3; }));
   storage.put("urgent.pth", bytes_of(2 << 20, 90));
-  auto pull = autopod({"models", "pull", storage.plain_url("urgent.pth"), "comfy", "--folder", "upscale_models",
-                       "--models-root", root.string(), "--connections", "1", "--priority", "5"});
+  auto pull = autopod({"models", "pull", storage.plain_url("urgent.pth"), "comfy", "--folder",
+                       "upscale_models", "--models-root", root.string(), "--connections", "1",
+                       "--priority", "5"});
   syncing.join();
   EXPECT_RUN(pull, 0);
   EXPECT_RUN(low, 0);
@@ -190,7 +206,8 @@ TEST_F(ModelsPodCli, APodWithoutPython3SaysWhatIsMissing) {
   std::istringstream lines(keys);
   for (std::string line; std::getline(lines, line);)
     if (!line.empty())
-      changed += "command=\"PATH=/nonexistent; export PATH; eval \\\"$SSH_ORIGINAL_COMMAND\\\"\" " + line + "\n";
+      changed += "command=\"PATH=/nonexistent; export PATH; eval \\\"$SSH_ORIGINAL_COMMAND\\\"\" " +
+                 line + "\n";
   ASSERT_TRUE(core::write_file_atomic(sshd->authorized_keys(), changed, 0600));
   objects(1, 5000);
   auto r = sync();
@@ -205,8 +222,10 @@ TEST_F(ModelsPodCli, ATokenFromConfigReachesThePodOnStdinOnlyForAPrivateGitFile)
   hf.set_gated("org/private", {token});
   std::string json_bytes = bytes_of(300000, 81);
   hf.add_git_file("org/private", "config.json", json_bytes);
-  std::ofstream(manifest) << "models:\n  - source: hf://org/private/config.json\n    folder: configs\n";
-  ASSERT_TRUE(core::write_file_atomic(dir / "home" / "config.yaml", "hf:\n  token: " + token + "\n", 0600));
+  std::ofstream(manifest)
+      << "models:\n  - source: hf://org/private/config.json\n    folder: configs\n";
+  ASSERT_TRUE(
+      core::write_file_atomic(dir / "home" / "config.yaml", "hf:\n  token: " + token + "\n", 0600));
   std::atomic<bool> running{true};
   std::vector<std::string> leaked;
   std::thread scan([&] {  // every process's argv, on both sides (the pod is this machine)
@@ -228,12 +247,14 @@ TEST_F(ModelsPodCli, ATokenFromConfigReachesThePodOnStdinOnlyForAPrivateGitFile)
   EXPECT_TRUE(slurp(root / "configs/config.json") == json_bytes);
   int pod_gets = 0;
   for (const auto& q : hf.requests())
-    pod_gets += q.method == "GET" && q.authorization == "Bearer " + token && q.target.find("config.json") != std::string::npos;
+    pod_gets += q.method == "GET" && q.authorization == "Bearer " + token &&
+                q.target.find("config.json") != std::string::npos;
   EXPECT_GE(pod_gets, 1);
   EXPECT_EQ(storage.authorization_seen(), 0);
   for (const auto& d : {root, dir / "home"}) {
     std::error_code ec;
-    for (auto it = std::filesystem::recursive_directory_iterator(d, ec); it != std::filesystem::recursive_directory_iterator(); it.increment(ec))
+    for (auto it = std::filesystem::recursive_directory_iterator(d, ec);
+         it != std::filesystem::recursive_directory_iterator(); it.increment(ec))
       if (it->is_regular_file(ec) && it->path().filename() != "config.yaml") {
         EXPECT_EQ(slurp(it->path()).find(token), std::string::npos) << it->path();
       }
@@ -248,8 +269,8 @@ TEST_F(ModelsPodCli, TooLittleSpaceOnTheVolumeIsRefusedBeforeAnyByteNamingTheNum
   { std::ofstream create(big); }
   ASSERT_EQ(::truncate(big.c_str(), free + (std::int64_t{1} << 40)), 0);
   storage.put_file("big.safetensors", big);
-  auto r = autopod({"models", "pull", storage.plain_url("big.safetensors"), "comfy", "--folder", "checkpoints",
-                    "--models-root", root.string()});
+  auto r = autopod({"models", "pull", storage.plain_url("big.safetensors"), "comfy", "--folder",
+                    "checkpoints", "--models-root", root.string()});
   EXPECT_RUN(r, 1);
   EXPECT_NE(r.err.find("not enough space under " + root.string()), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("to arrive"), std::string::npos) << r.err;

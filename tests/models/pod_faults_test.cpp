@@ -22,16 +22,19 @@ struct PodFaults : ::testing::Test {
     ASSERT_TRUE(pod.sshd);
     hubs.hf.add_lfs_file("org/flux", "flux.safetensors", bytes);
     manifest = *models::parse_manifest(
-        "models:\n  - source: hf://org/flux/flux.safetensors\n    folder: diffusion_models\n", "m.yaml");
+        "models:\n  - source: hf://org/flux/flux.safetensors\n    folder: diffusion_models\n",
+        "m.yaml");
   }
   std::filesystem::path dest() const { return pod.root / "diffusion_models" / "flux.safetensors"; }
 
   // Plans (the resolver's probes see no fault), then injects `faults` and runs the job.
-  json sync(const sandbox::StorageFaults& faults, const models::PodJobOptions& options = pod_options()) {
+  json sync(const sandbox::StorageFaults& faults,
+            const models::PodJobOptions& options = pod_options()) {
     auto resolver = hubs.resolver();
     auto plan = pod.plan(manifest, resolver);
     EXPECT_TRUE(plan) << plan.error().describe();
-    if (!plan) return json{};
+    if (!plan)
+      return json{};
     hubs.storage.set_faults(faults);
     auto job = models::pod_start(pod.exec, pod.root_str(), *plan, options);
     EXPECT_TRUE(job) << job.error().describe();
@@ -41,7 +44,8 @@ struct PodFaults : ::testing::Test {
   std::vector<std::string> ranges_asked() const {
     std::vector<std::string> out;
     for (const auto& r : hubs.storage.requests())
-      if (r.method == "GET" && r.target.find("/o/hf-") == 0) out.push_back(r.range);
+      if (r.method == "GET" && r.target.find("/o/hf-") == 0)
+        out.push_back(r.range);
     return out;
   }
 };
@@ -57,7 +61,8 @@ TEST_F(PodFaults, ACutAtHalfwayIsResumedFromTheCutAndVerifies) {
   bool mid_range = false;
   for (const auto& r : ranges_asked()) {
     long long a = -1;
-    if (std::sscanf(r.c_str(), "bytes=%lld-", &a) == 1 && a % (1 << 20) != 0) mid_range = true;
+    if (std::sscanf(r.c_str(), "bytes=%lld-", &a) == 1 && a % (1 << 20) != 0)
+      mid_range = true;
   }
   EXPECT_TRUE(mid_range) << "no Range request resumed inside a range";
   EXPECT_EQ(names_in(dest().parent_path()),
@@ -104,9 +109,17 @@ TEST_F(PodFaults, ASingleStreamThatIsCutOrLiesAboutItsLengthStartsOverAndVerifie
   models::SyncPlan plan;
   models::PlanItem item;
   item.action = models::Action::download;
-  item.resolved = models::ResolvedFile{"src", hubs.storage.plain_url("plain.pth"), "plain.pth",
-                                       "upscale_models", static_cast<std::int64_t>(small.size()),
-                                       sha256_of(small), "", "", false, "", ""};
+  item.resolved = models::ResolvedFile{"src",
+                                       hubs.storage.plain_url("plain.pth"),
+                                       "plain.pth",
+                                       "upscale_models",
+                                       static_cast<std::int64_t>(small.size()),
+                                       sha256_of(small),
+                                       "",
+                                       "",
+                                       false,
+                                       "",
+                                       ""};
   plan.items.push_back(item);
   sandbox::StorageFaults f;
   f.cut_at = 0.5;
@@ -156,7 +169,8 @@ TEST_F(PodFaults, AnExpiredSignatureIsReResolvedOnThePodWithTheTokenForTheHubOnl
   ASSERT_EQ(state.value("state", ""), "done") << state.dump(2);
   EXPECT_TRUE(read_all(dest()) == bytes);
   int refused = 0, pod_resolves = 0;
-  for (const auto& r : hubs.storage.requests()) refused += r.status == 403;
+  for (const auto& r : hubs.storage.requests())
+    refused += r.status == 403;
   for (const auto& r : hubs.hf.requests())
     if (r.method == "GET" && r.target.find("/resolve/") != std::string::npos)
       pod_resolves += r.authorization == "Bearer " + token;
@@ -170,22 +184,34 @@ TEST_F(PodFaults, TooLittleSpaceIsRefusedBeforeAnyByteNamingTheNumbers) {
   models::SyncPlan plan;
   models::PlanItem item;
   item.action = models::Action::download;
-  item.resolved = models::ResolvedFile{"src", hubs.storage.plain_url("x"), "huge.safetensors",
-                                       "checkpoints", std::int64_t{1} << 60, "", "", "", true, "", ""};
+  item.resolved = models::ResolvedFile{"src",
+                                       hubs.storage.plain_url("x"),
+                                       "huge.safetensors",
+                                       "checkpoints",
+                                       std::int64_t{1} << 60,
+                                       "",
+                                       "",
+                                       "",
+                                       true,
+                                       "",
+                                       ""};
   plan.items.push_back(item);
   auto job = models::pod_start(pod.exec, pod.root_str(), plan, pod_options());
   ASSERT_FALSE(job);
   EXPECT_NE(job.error().message.find("not enough space"), std::string::npos) << job.error().message;
-  EXPECT_NE(job.error().message.find(std::to_string(std::int64_t{1} << 60) + " bytes to arrive"), std::string::npos)
+  EXPECT_NE(job.error().message.find(std::to_string(std::int64_t{1} << 60) + " bytes to arrive"),
+            std::string::npos)
       << job.error().message;
-  EXPECT_NE(job.error().message.find(" free under " + pod.root_str()), std::string::npos) << job.error().message;
+  EXPECT_NE(job.error().message.find(" free under " + pod.root_str()), std::string::npos)
+      << job.error().message;
   EXPECT_EQ(hubs.storage.bytes_sent(), 0);
   EXPECT_TRUE(names_in(pod.root / "checkpoints").empty());
 }
 
 TEST(PodProgram, IsAsciiSoItsLengthInBytesIsItsLengthInCharacters) {
   // The bootstrap reads the program with sys.stdin.read(n), which counts characters.
-  for (char c : models::pod_program()) ASSERT_LT(static_cast<unsigned char>(c), 0x80);
+  for (char c : models::pod_program())
+    ASSERT_LT(static_cast<unsigned char>(c), 0x80);
 }
 
 }  // namespace

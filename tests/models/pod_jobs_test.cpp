@@ -22,11 +22,15 @@ struct PodJobs : ::testing::Test {
   void SetUp() override { ASSERT_TRUE(pod.sshd); }
 
   // A manifest of plain URLs to `n` objects of `size` (+ i * `step`) bytes, named f0.pth, ...
-  models::Manifest objects(int n, std::size_t size, const std::string& prefix = "f", std::size_t step = 0) {
+  models::Manifest objects(int n,
+                           std::size_t size,
+                           const std::string& prefix = "f",
+                           std::size_t step = 0) {
     std::string yaml = "models:\n";
     for (int i = 0; i < n; ++i) {
       std::string name = prefix + std::to_string(i) + ".pth";
-      hubs.storage.put(name, test_bytes(size + static_cast<std::size_t>(i) * step, 50 + static_cast<unsigned>(i)));
+      hubs.storage.put(name, test_bytes(size + static_cast<std::size_t>(i) * step,
+                                        50 + static_cast<unsigned>(i)));
       yaml += "  - source: " + hubs.storage.plain_url(name) + "\n    folder: upscale_models\n";
     }
     return *models::parse_manifest(yaml, "m.yaml");
@@ -35,7 +39,8 @@ struct PodJobs : ::testing::Test {
     auto resolver = hubs.resolver();
     auto plan = pod.plan(m, resolver);
     EXPECT_TRUE(plan) << plan.error().describe();
-    if (!plan) return {};
+    if (!plan)
+      return {};
     auto job = models::pod_start(pod.exec, pod.root_str(), *plan, o);
     EXPECT_TRUE(job) << job.error().describe();
     return job ? *job : std::string();
@@ -43,7 +48,8 @@ struct PodJobs : ::testing::Test {
   std::filesystem::path folder() const { return pod.root / "upscale_models"; }
   bool has_partial() const {
     for (const auto& n : names_in(folder()))
-      if (n.size() > 5 && n.compare(n.size() - 5, 5, ".part") == 0) return true;
+      if (n.size() > 5 && n.compare(n.size() - 5, 5, ".part") == 0)
+        return true;
     return false;
   }
 };
@@ -62,7 +68,8 @@ TEST_F(PodJobs, PauseKeepsThePartialResumeFetchesOnlyWhatIsMissingCancelRemovesI
   ASSERT_TRUE(models::pod_control(pod.exec, pod.root_str(), job, models::TaskControl::resume));
   ASSERT_EQ(pod.wait(job).value("state", ""), "done");
   EXPECT_TRUE(read_all(folder() / "f0.pth") == test_bytes(20 << 20, 50));
-  EXPECT_LT(hubs.storage.bytes_sent() - before, (20 << 20) - (6 << 20)) << "the resume fetched again what had arrived";
+  EXPECT_LT(hubs.storage.bytes_sent() - before, (20 << 20) - (6 << 20))
+      << "the resume fetched again what had arrived";
 
   // Cancel: of a paused job (the worker is gone) and of a running one; nothing stays behind.
   auto second = objects(2, 20 << 20, "g");
@@ -93,7 +100,8 @@ TEST_F(PodJobs, TwoJobsOfTheSameManifestAtOncePlaceEachFileOnce) {
       for (int i = 0; i < 3; ++i) {
         std::error_code ec;
         auto size = std::filesystem::file_size(folder() / ("f" + std::to_string(i) + ".pth"), ec);
-        if (!ec && size != (6u << 20)) ++half_written;
+        if (!ec && size != (6u << 20))
+          ++half_written;
       }
   });
   std::string a, b;
@@ -108,9 +116,11 @@ TEST_F(PodJobs, TwoJobsOfTheSameManifestAtOncePlaceEachFileOnce) {
   EXPECT_EQ(sb.value("state", ""), "done") << sb.dump(2);
   EXPECT_EQ(half_written, 0);
   for (int i = 0; i < 3; ++i)
-    EXPECT_TRUE(read_all(folder() / ("f" + std::to_string(i) + ".pth")) == test_bytes(6 << 20, 50 + i));
+    EXPECT_TRUE(read_all(folder() / ("f" + std::to_string(i) + ".pth")) ==
+                test_bytes(6 << 20, 50 + i));
   EXPECT_LT(hubs.storage.bytes_sent(), 3 * (6 << 20) + (4 << 20)) << "a file was fetched twice";
-  EXPECT_EQ(names_in(folder()).size(), 6u);  // three models, three records: no partial, no stale state
+  EXPECT_EQ(names_in(folder()).size(),
+            6u);  // three models, three records: no partial, no stale state
 }
 
 TEST_F(PodJobs, AHigherPriorityWaitsLessWithinTheLimitOfThreeAtOnce) {
@@ -122,7 +132,8 @@ TEST_F(PodJobs, AHigherPriorityWaitsLessWithinTheLimitOfThreeAtOnce) {
   auto running_objects = [&] {
     std::set<std::string> seen;
     for (const auto& r : hubs.storage.requests())
-      if (r.range != "bytes=0-0") seen.insert(r.target);  // not the resolver's probes
+      if (r.range != "bytes=0-0")
+        seen.insert(r.target);  // not the resolver's probes
     return seen.size();
   };
   ASSERT_TRUE(eventually([&] { return running_objects() >= 3; }));

@@ -24,16 +24,30 @@ struct SshPod {
   SshPod() {
     auto started = sandbox::SshdHarness::start(dir / "sshd");
     EXPECT_TRUE(started) << started.error().describe();
-    if (!started) return;
+    if (!started)
+      return;
     sshd = std::move(started).value();
     auto key = core::ensure_ssh_key(dir / "id_ed25519", true);
     EXPECT_TRUE(key) << key.error().describe();
-    if (!key) return;
+    if (!key)
+      return;
     EXPECT_TRUE(sshd->authorize(key->public_key));
-    std::vector<std::string> argv = {
-        "ssh", "-i", key->private_key.string(), "-p", std::to_string(sshd->port()),
-        "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=no",
-        "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", sshd->user() + "@127.0.0.1"};
+    std::vector<std::string> argv = {"ssh",
+                                     "-i",
+                                     key->private_key.string(),
+                                     "-p",
+                                     std::to_string(sshd->port()),
+                                     "-o",
+                                     "BatchMode=yes",
+                                     "-o",
+                                     "IdentitiesOnly=yes",
+                                     "-o",
+                                     "StrictHostKeyChecking=no",
+                                     "-o",
+                                     "UserKnownHostsFile=/dev/null",
+                                     "-o",
+                                     "LogLevel=ERROR",
+                                     sshd->user() + "@127.0.0.1"};
     exec = [argv](const std::string& command, const std::string& input) {
       auto full = argv;
       full.push_back(command);
@@ -43,7 +57,8 @@ struct SshPod {
 
   std::string root_str() const { return root.string(); }
 
-  core::Result<models::SyncPlan> plan(const models::Manifest& manifest, models::Resolver& resolver) {
+  core::Result<models::SyncPlan> plan(const models::Manifest& manifest,
+                                      models::Resolver& resolver) {
     TRY_ASSIGN(auto listing, models::pod_listing(exec, root_str()));
     return models::plan_sync(manifest, listing, root, resolver, models::Prune::no);
   }
@@ -53,7 +68,8 @@ struct SshPod {
     auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
     while (std::chrono::steady_clock::now() < until) {
       auto st = models::pod_status(exec, root_str(), job);
-      if (st && st->value("state", "") != "running") return *st;
+      if (st && st->value("state", "") != "running")
+        return *st;
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
     return nlohmann::json{{"state", "timed out"}};
@@ -65,7 +81,8 @@ template <typename F>
 bool eventually(F cond) {
   auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   while (std::chrono::steady_clock::now() < until) {
-    if (cond()) return true;
+    if (cond())
+      return true;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   return false;
@@ -75,13 +92,15 @@ bool eventually(F cond) {
 inline std::vector<std::string> names_in(const std::filesystem::path& dir) {
   std::vector<std::string> out;
   std::error_code ec;
-  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) out.push_back(e.path().filename().string());
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec))
+    out.push_back(e.path().filename().string());
   std::sort(out.begin(), out.end());
   return out;
 }
 
 // Every file under `dir` whose bytes contain `needle`.
-inline std::vector<std::string> files_containing(const std::filesystem::path& dir, const std::string& needle) {
+inline std::vector<std::string> files_containing(const std::filesystem::path& dir,
+                                                 const std::string& needle) {
   std::vector<std::string> out;
   std::error_code ec;
   for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
