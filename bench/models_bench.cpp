@@ -5,6 +5,10 @@
 //    `aria2c -x8 -s8 -k1M` + sha256sum. Targets: >= 0.9 x aria2c and >= 4 x curl.
 // 2. Uncapped: the engine vs curl + sha256sum. Target: >= 0.95 x curl.
 // 3. sha256 rate of the engine's hasher (OpenSSL EVP) vs sha256sum on the same file.
+// 4. A manifest of 20 files, 15 already present (4 GiB, sparse): the no-op part of the sync
+//    (deciding "present" from the records) locally and on the pod path (the pod-side program
+//    through a real sshd), vs hashing the 15 files (what a tool without records does). Target:
+//    under 1 s, no file hashed. `models_bench noop` runs only this case.
 
 #include <unistd.h>
 
@@ -14,8 +18,12 @@
 #include <filesystem>
 #include <string>
 
+#include "core/fs.hpp"
 #include "core/process.hpp"
+#include "core/ssh_key.hpp"
 #include "models/models.hpp"
+#include "models/pod.hpp"
+#include "sandbox/sshd_harness.hpp"
 #include "sandbox/storage_server.hpp"
 
 namespace {
@@ -68,9 +76,114 @@ void line(const char* what, double secs) {
   std::printf("  %-34s %6.2f s  %7.1f MB/s\n", what, secs, secs > 0 ? k_size / secs / 1e6 : 0.0);
 }
 
+// Bytes this process has read through read(2) and friends so far (/proc/self/io rchar).
+std::int64_t bytes_read() {
+  auto io = autopod::core::read_file("/proc/self/io");
+  auto at = io ? io->find("rchar: ") : std::string::npos;
+  return at == std::string::npos ? -1 : std::atoll(io->c_str() + at + 7);
+}
+
+// The pod-side program's exec through a private sshd on 127.0.0.1 (the pod is this machine).
+autopod::models::PodExec ssh_exec(autopod::sandbox::SshdHarness& sshd, const fs::path& key_path) {
+  auto key = autopod::core::ensure_ssh_key(key_path, true);
+  if (!key || !sshd.authorize(key->public_key)) return {};
+  std::vector<std::string> argv = {"ssh", "-i", key_path.string(), "-p", std::to_string(sshd.port()),
+                                   "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
+                                   "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                                   "-o", "LogLevel=ERROR", sshd.user() + "@127.0.0.1"};
+  return [argv](const std::string& command, const std::string& input) {
+    auto full = argv;
+    full.push_back(command);
+    return autopod::core::run_capture(full, input);
+  };
+}
+
+// Case 4: 20 files, 15 present (4 GiB sparse, with records), 5 to download (resolved, 1 MiB).
+int noop_case(const fs::path& dir) {
+  namespace m = autopod::models;
+  autopod::sandbox::StorageServer storage({0, {}, false});
+  if (!storage.start()) return 1;
+  fs::path root = dir / "ComfyUI" / "models";
+  fs::create_directories(root / "checkpoints");
+  std::string yaml = "models:\n";
+  std::int64_t present_bytes = 0, smallest = k_size * 4;
+  std::vector<fs::path> present;
+  for (int i = 0; i < 20; ++i) {
+    std::string name = "m" + std::to_string(i) + ".safetensors";
+    yaml += "  - source: " + storage.plain_url(name) + "\n    folder: checkpoints\n";
+    if (i >= 15) {
+      std::string bytes(1 << 20, static_cast<char>(i));
+      fs::path tmp = dir / name;
+      if (!autopod::core::write_file_atomic(tmp, bytes, 0644)) return 1;
+      yaml += "    sha256: " + m::sha256_file(tmp).value() + "\n";
+      fs::remove(tmp);
+      storage.put(name, std::move(bytes));
+      continue;
+    }
+    fs::path p = root / "checkpoints" / name;
+    std::int64_t size = (k_size * 4) / 15 + i;  // 4 GiB over 15 files
+    { std::FILE* f = std::fopen(p.c_str(), "wb"); std::fclose(f); }
+    fs::resize_file(p, static_cast<std::uintmax_t>(size));
+    m::ResolvedFile r;
+    r.source = storage.plain_url(name), r.folder = "checkpoints", r.name = name;
+    m::TransferResult done;
+    done.size = size, done.sha256 = std::string(64, '0');
+    if (!m::record_placed(p, r, done)) return 1;
+    present.push_back(p), present_bytes += size, smallest = std::min(smallest, size);
+  }
+  auto manifest = m::parse_manifest(yaml, "bench.yaml");
+  auto transport = autopod::core::make_curl_transport();
+  m::Endpoints ep;
+  m::Resolver resolver(*transport, ep);
+  std::printf("20 files, 15 present (%.1f GiB sparse), 5 to download:\n", present_bytes / double(1 << 30));
+
+  auto read0 = bytes_read();
+  auto t = Clock::now();
+  auto plan = m::plan_sync(*manifest, root, resolver, m::Prune::no);
+  double local = since(t);
+  auto read = bytes_read() - read0;
+  if (!plan) return std::fprintf(stderr, "plan failed: %s\n", plan.error().message.c_str()), 1;
+  int present_n = 0;
+  for (const auto& i : plan->items) present_n += i.action == m::Action::present;
+  std::printf("  local plan (15 present decided, 5 resolved)   %6.3f s  present %d, bytes read %lld,"
+              " files hashed %lld\n", local, present_n, static_cast<long long>(read),
+              static_cast<long long>(read / smallest));
+
+  double pod = -1;
+  auto sshd = autopod::sandbox::SshdHarness::start(dir / "sshd");
+  if (sshd) {
+    auto exec = ssh_exec(**sshd, dir / "id_ed25519");
+    t = Clock::now();
+    auto listing = exec ? m::pod_listing(exec, root.string()) : autopod::core::Result<m::RootListing>(
+                                                                   autopod::core::fail(autopod::core::ErrorCode::internal, "no key"));
+    auto pod_plan = listing ? m::plan_sync(*manifest, *listing, root, resolver, m::Prune::no)
+                            : autopod::core::Result<m::SyncPlan>(autopod::core::fail(listing.error()));
+    pod = since(t);
+    if (!pod_plan) std::fprintf(stderr, "pod plan failed: %s\n", pod_plan.error().message.c_str());
+    std::printf("  pod path plan over sshd (listing + plan)     %6.3f s\n", pod);
+  } else {
+    std::fprintf(stderr, "pod path skipped: %s\n", sshd.error().message.c_str());
+  }
+  t = Clock::now();
+  for (const auto& p : present) (void)m::sha256_file(p);
+  double rehash = since(t);
+  std::printf("  baseline: sha256 of the 15 present files     %6.3f s\n", rehash);
+  std::printf("  ratios: rehash/local %.0fx, rehash/pod %.0fx; target: no-op part < 1 s (%s)\n\n",
+              rehash / local, pod > 0 ? rehash / pod : 0.0,
+              local < 1.0 && pod >= 0 && pod < 1.0 ? "met" : "NOT met");
+  storage.stop();
+  return 0;
+}
+
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+  if (argc > 1 && std::string(argv[1]) == "noop") {
+    fs::path dir = fs::temp_directory_path() / ("autopod-models-bench-" + std::to_string(::getpid()));
+    int rc = noop_case(dir);
+    fs::remove_all(dir);
+    return rc;
+  }
   for (const char* p : {"curl", "aria2c", "sha256sum"})
     if (autopod::core::find_program(p).empty()) {
       std::fprintf(stderr, "models_bench needs %s (scripts/install-deps installs it)\n", p);
@@ -132,6 +245,8 @@ int main() {
                 k_size / ours / 1e6, k_size / theirs / 1e6, theirs / ours);
   }
   storage.stop();
+  fs::remove(dest);
+  int rc = noop_case(dir / "noop");
   fs::remove_all(dir);
-  return 0;
+  return rc;
 }

@@ -60,6 +60,8 @@ struct Config {
   std::string log_level = "warn";
   std::string runpod_api_key;  // secret: never printed unmasked, never logged
   std::string runpod_api_url = "https://api.runpod.io";
+  std::string hf_token;       // secret (hf.token / HF_TOKEN): sent to the Hugging Face API only
+  std::string civitai_token;  // secret (civitai.token / CIVITAI_API_TOKEN): to Civitai's API only
   std::filesystem::path ssh_key;  // default home.default_ssh_key()
   bool ssh_key_is_default = true;
   PodDefaults pod;

@@ -138,6 +138,8 @@ const std::vector<ConfigKey>& config_keys() {
       {"plugin_dirs", "", false, "", "more directories with provider plugins (AUTOPOD_HOME/plugins comes first)", FIELD(plugin_dirs)},
       {"runpod.api_key", "RUNPOD_API_KEY", true, "rpa_...", "prefer the environment: export RUNPOD_API_KEY=... (never on a command line)", FIELD(runpod_api_key)},
       {"runpod.api_url", "RUNPOD_API_URL", false, "", "RunPod's REST API", FIELD(runpod_api_url)},
+      {"hf.token", "HF_TOKEN", true, "hf_...", "Hugging Face read token for gated and private repos (prefer the environment: export HF_TOKEN=...)", FIELD(hf_token)},
+      {"civitai.token", "CIVITAI_API_TOKEN", true, "", "Civitai API token for models that need a login (prefer the environment: export CIVITAI_API_TOKEN=...)", FIELD(civitai_token)},
       {"ssh.key", "", false, "~/.autopod/id_ed25519", "private key for the pods autopod creates (default: made on first use in AUTOPOD_HOME)", FIELD(ssh_key)},
       {"pod.name", "", false, "", "what `autopod connect` creates unless flags say otherwise", FIELD(pod.name)},
       {"pod.image", "", false, "", "container image", FIELD(pod.image)},

@@ -9,11 +9,13 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "core/clock.hpp"
+#include "core/config.hpp"
 #include "core/home.hpp"
 #include "core/http.hpp"
 #include "core/result.hpp"
@@ -76,6 +78,9 @@ struct Endpoints {
   std::string user_agent = "autopod/0.1";  // never browser-like: Civitai answers HTML to those
   // HF_ENDPOINT, CIVITAI_ENDPOINT, HF_TOKEN and CIVITAI_API_TOKEN where set.
   static Endpoints from_env();
+  // from_env(), with the tokens of config.yaml (hf.token, civitai.token) where the environment
+  // sets none: the environment wins.
+  static Endpoints from_config(const core::Config& config);
 };
 
 // What to fetch, after resolution: a URL that carries no token, and what to expect from it.
@@ -89,6 +94,11 @@ struct ResolvedFile {
   std::string validator; // ETag (or Last-Modified) for If-Range; empty: none
   std::string revision;  // hf commit, civitai version id
   bool ranges = false;   // the server answered a Range request with 206
+  // Where a fresh signed URL comes from when `url` expires (the Hub's resolve URL, Civitai's
+  // download endpoint, the plain URL itself), and which token that host takes: "hf", "civitai"
+  // or "" (none). A token is sent only to `origin`'s host (model-sources.md §0.4).
+  std::string origin;
+  std::string auth;
 };
 
 // Turns manifest entries into ResolvedFiles over `http` (redirects resolved once, by hand;
@@ -213,6 +223,11 @@ struct RootListing {
   std::vector<RootEntry> placed;
   std::vector<std::filesystem::path> files;
   std::int64_t free_bytes = -1;  // -1: unknown
+  // Folder keys whose files go elsewhere than root/KEY (the pod's extra_model_paths.yaml names
+  // them; models/pod/autopod_paths.py decides which directory wins).
+  std::map<std::string, std::filesystem::path> folder_dirs;
+  // Where files of `folder` go: folder_dirs' entry, else root/folder.
+  std::filesystem::path folder_dir(const std::filesystem::path& root, const std::string& folder) const;
 };
 // The listing of a models root on this machine (the pod's comes from models/pod.hpp).
 RootListing list_root(const std::filesystem::path& root);
@@ -273,6 +288,9 @@ class TaskStore {
   // task not running ends it at once); resume and retry queue a paused or failed task again.
   // conflict when the task's state does not allow it.
   core::Status request(const std::string& id, TaskControl control);
+  // The tasks of pod job `job` that did not end done go back to queued: the job was resumed on
+  // the pod, and `models tasks` follows it again.
+  core::Status requeue_job(const std::string& job);
 
  private:
   std::filesystem::path m_path;

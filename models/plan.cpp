@@ -25,7 +25,7 @@ const RootEntry* present_record(const ManifestEntry& entry, const std::filesyste
     if (!entry.name.empty() && rec.name != entry.name) continue;
     if (!entry.sha256.empty() && rec.sha256 != entry.sha256) continue;
     if (placed.size != rec.size || placed.mtime_ns != rec.mtime_ns) continue;
-    if (placed.path.parent_path() != root / rec.folder) continue;
+    if (placed.path.parent_path() != listing.folder_dir(root, rec.folder)) continue;
     return &placed;
   }
   return nullptr;
@@ -41,6 +41,12 @@ const char* to_string(Action action) {
     case Action::prune: return "prune";
   }
   return "present";
+}
+
+std::filesystem::path RootListing::folder_dir(const std::filesystem::path& root,
+                                             const std::string& folder) const {
+  auto it = folder_dirs.find(folder);
+  return it != folder_dirs.end() ? it->second : root / folder;
 }
 
 bool SyncPlan::up_to_date() const {
@@ -86,7 +92,7 @@ core::Result<SyncPlan> plan_sync(const Manifest& manifest, const RootListing& li
       continue;
     }
     TRY_ASSIGN(auto resolved, resolver.resolve(entry));
-    item.path = root / resolved.folder / resolved.name;
+    item.path = listing.folder_dir(root, resolved.folder) / resolved.name;
     if (wanted.count(item.path))
       return core::fail(core::ErrorCode::invalid_argument,
                         entry.where + ": " + item.path.string() + " is already planned by another entry",

@@ -16,9 +16,20 @@ std::string trim(std::string s) {
   return s;
 }
 
+// Names what is missing before anything runs (exit 127), then reads the program's length, the
+// program, and leaves the request line for it.
 constexpr const char* k_bootstrap =
+    "command -v python3 >/dev/null 2>&1 || { echo \"autopod: python3 is not installed on the pod "
+    "(not found in PATH=$PATH)\" >&2; exit 127; }; "
     "exec python3 -c 'import sys;n=int(sys.stdin.readline());"
     "exec(compile(sys.stdin.read(n),\"autopod_fetch.py\",\"exec\"))'";
+
+json tokens(const PodJobOptions& o) {
+  json t = json::object();
+  if (!o.hf_token.empty()) t["hf"] = o.hf_token;
+  if (!o.civitai_token.empty()) t["civitai"] = o.civitai_token;
+  return t;
+}
 
 }  // namespace
 
@@ -34,8 +45,9 @@ core::Result<json> pod_request(const PodExec& exec, const json& request) {
   std::string input = std::to_string(program.size()) + "\n" + program + request.dump() + "\n";
   TRY_ASSIGN(auto out, exec(k_bootstrap, input));
   if (out.exit_code == 127)
-    return core::fail(ErrorCode::not_found, "the pod has no python3: " + trim(out.err),
-                      "autopod needs bash, coreutils and python3 there (ComfyUI's own)");
+    return core::fail(ErrorCode::not_found, trim(out.err).empty() ? "the pod has no python3" : trim(out.err),
+                      "autopod installs nothing on the pod: it needs sh and python3 there (ComfyUI's "
+                      "own); use an image with ComfyUI, or put python3 on the PATH of ssh sessions");
   auto lines = out.out;
   auto last = lines.find_last_not_of('\n');
   auto start = last == std::string::npos ? 0 : lines.rfind('\n', last);
@@ -66,11 +78,14 @@ core::Result<RootListing> pod_listing(const PodExec& exec, const std::string& ro
   }
   for (const auto& f : j.value("files", json::array())) listing.files.emplace_back(f.get<std::string>());
   listing.free_bytes = j.value("free_bytes", std::int64_t{-1});
+  if (auto dirs = j.find("folder_dirs"); dirs != j.end() && dirs->is_object())
+    for (auto it = dirs->begin(); it != dirs->end(); ++it)
+      listing.folder_dirs[it.key()] = it->get<std::string>();
   return listing;
 }
 
 core::Result<std::string> pod_start(const PodExec& exec, const std::string& root,
-                                    const SyncPlan& plan, int connections) {
+                                    const SyncPlan& plan, const PodJobOptions& options) {
   json prune = json::array(), files = json::array();
   for (const auto& item : plan.items) {
     if (item.action == Action::prune) prune.push_back(item.path.string());
@@ -78,13 +93,17 @@ core::Result<std::string> pod_start(const PodExec& exec, const std::string& root
     const auto& r = *item.resolved;
     files.push_back({{"source", r.source}, {"url", r.url}, {"name", r.name}, {"folder", r.folder},
                      {"size", r.size}, {"sha256", r.sha256}, {"validator", r.validator},
-                     {"revision", r.revision}, {"ranges", r.ranges}});
+                     {"revision", r.revision}, {"ranges", r.ranges}, {"origin", r.origin},
+                     {"auth", r.auth}, {"priority", options.priority}});
   }
   if (!prune.empty()) TRY(pod_request(exec, {{"op", "prune"}, {"root", root}, {"paths", prune}}));
   if (files.empty()) return std::string();
   std::string job = core::random_hex(8);
   TRY(pod_request(exec, {{"op", "start"}, {"root", root}, {"job", job}, {"files", files},
-                         {"connections", connections}}));
+                         {"connections", options.connections}, {"parallel", options.parallel},
+                         {"priority", options.priority}, {"stall_secs", options.stall_secs},
+                         {"chunk_bytes", options.chunk_bytes},
+                         {"tokens", tokens(options)}}));
   return job;
 }
 
@@ -98,10 +117,11 @@ core::Result<json> pod_status(const PodExec& exec, const std::string& root, cons
 }
 
 core::Status pod_control(const PodExec& exec, const std::string& root, const std::string& job,
-                         TaskControl control) {
-  if (control != TaskControl::pause && control != TaskControl::cancel)
-    return core::fail(ErrorCode::invalid_argument, "a pod job can only be paused or cancelled here",
-                      "resume or retry it by running the same sync again: it resumes the partial files");
+                         TaskControl control, const PodJobOptions& options) {
+  if (control == TaskControl::resume || control == TaskControl::retry) {
+    TRY(pod_request(exec, {{"op", "resume"}, {"root", root}, {"job", job}, {"tokens", tokens(options)}}));
+    return {};
+  }
   TRY(pod_request(exec, {{"op", "control"}, {"root", root}, {"job", job},
                          {"action", control == TaskControl::pause ? "pause" : "cancel"}}));
   return {};

@@ -10,6 +10,13 @@ namespace autopod::models {
 using core::ErrorCode;
 using core::fail;
 
+Endpoints Endpoints::from_config(const core::Config& config) {
+  Endpoints ep = from_env();
+  if (ep.hf_token.empty()) ep.hf_token = config.hf_token;
+  if (ep.civitai_token.empty()) ep.civitai_token = config.civitai_token;
+  return ep;
+}
+
 Endpoints Endpoints::from_env() {
   Endpoints ep;
   auto env = [](const char* name) {
@@ -57,6 +64,7 @@ core::Result<ResolvedFile> resolve_url(core::HttpTransport& http, core::Clock& c
   f.source = s.text;
   f.folder = entry.folder;
   f.url = probe.url;
+  f.origin = s.url;
   f.size = probe.size;
   f.ranges = probe.ranges;
   f.validator = probe.validator;

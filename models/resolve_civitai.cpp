@@ -177,6 +177,8 @@ core::Result<ResolvedFile> resolve_civitai_version(core::HttpTransport& http, co
   TRY_ASSIGN(auto probe, probe_storage(http, clock, policy, location, ep.user_agent,
                                        "civitai storage for version " + vid));
   f.url = probe.url;
+  f.origin = req.url;
+  f.auth = ep.civitai_token.empty() ? "" : "civitai";
   f.size = probe.size;  // sizeKB is sometimes wrong (Model-Manager PR #170)
   f.ranges = probe.ranges;
   f.validator = probe.validator;

@@ -87,6 +87,29 @@ core::Error hf_error(const core::HttpResponse& r, const Endpoints& ep, const Sou
   return e;
 }
 
+// A regular git file's size and validator: GET Range: bytes=0-0 on the Hub with the token (the
+// same host the HEAD went to), since a HEAD may carry no usable Content-Length.
+core::Result<Probe> probe_hub_file(core::HttpTransport& http, core::Clock& clock,
+                                   const core::RetryPolicy& policy, core::HttpRequest req,
+                                   const Endpoints& ep, const Source& s) {
+  req.method = "GET";
+  req.headers.push_back({"Range", "bytes=0-0"});
+  TRY_ASSIGN(auto r, send_retrying(http, clock, policy, req, [&](core::HttpResponse x) -> core::Result<core::HttpResponse> {
+    if (x.status < 400) return x;
+    return fail(hf_error(x, ep, s));
+  }));
+  Probe p;
+  p.url = req.url;
+  p.validator = r.header("etag");
+  std::int64_t first = 0, last = 0, total = -1;
+  if (r.status == 206 && parse_content_range(r.header("content-range"), first, last, total)) {
+    p.size = total, p.ranges = true;
+  } else {
+    p.size = static_cast<std::int64_t>(r.body.size());
+  }
+  return p;
+}
+
 }  // namespace
 
 core::Result<ResolvedFile> resolve_hf(core::HttpTransport& http, core::Clock& clock,
@@ -123,12 +146,18 @@ core::Result<ResolvedFile> resolve_hf(core::HttpTransport& http, core::Clock& cl
   f.validator = head.header("etag");
   std::string location = head.header("location");
   std::string target = head.status >= 300 && head.status < 400 && !location.empty() ? location : req.url;
-  if (target == req.url && !ep.hf_token.empty())
-    core::logger("models")->warn("{} is a regular git file: fetched from the hub itself", s.path);
+  f.origin = req.url;
+  f.auth = ep.hf_token.empty() ? "" : "hf";
   auto slash = s.path.rfind('/');
   f.name = entry.name.empty() ? s.path.substr(slash == std::string::npos ? 0 : slash + 1) : entry.name;
-  TRY_ASSIGN(auto probe, probe_storage(http, clock, policy, target, ep.user_agent,
-                                       "hugging face storage for " + s.repo + "/" + s.path));
+  Probe probe;
+  if (target == req.url) {
+    // A regular git file comes from the Hub itself, which wants the token (private repos).
+    TRY_ASSIGN(probe, probe_hub_file(http, clock, policy, req, ep, s));
+  } else {
+    TRY_ASSIGN(probe, probe_storage(http, clock, policy, target, ep.user_agent,
+                                    "hugging face storage for " + s.repo + "/" + s.path));
+  }
   f.url = probe.url;
   f.ranges = probe.ranges;
   f.size = probe.size;

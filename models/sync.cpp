@@ -96,6 +96,19 @@ core::Status check_space(const SyncPlan& plan, const SyncTarget& target) {
                     "free some space or use a bigger volume");
 }
 
+namespace {
+
+// What a pod job is started (or resumed) with; its tokens travel on stdin only.
+PodJobOptions job_options(const SyncOptions& options) {
+  Endpoints ep = options.endpoints ? *options.endpoints : Endpoints::from_env();
+  PodJobOptions o;
+  o.connections = options.connections, o.priority = options.priority;
+  o.hf_token = ep.hf_token, o.civitai_token = ep.civitai_token;
+  return o;
+}
+
+}  // namespace
+
 core::Result<SyncRun> SyncRun::start(TaskStore& store,
                                      SyncTarget target,
                                      const SyncPlan& plan,
@@ -103,7 +116,7 @@ core::Result<SyncRun> SyncRun::start(TaskStore& store,
   SyncRun run(store, std::move(target), std::move(options));
   if (run.m_target.on_pod()) {
     TRY_ASSIGN(run.m_job, pod_start(run.m_target.exec, run.m_target.root.string(), plan,
-                                    run.m_options.connections));
+                                    job_options(run.m_options)));
     if (run.m_job.empty())
       return run;
   } else {
@@ -118,7 +131,7 @@ core::Result<SyncRun> SyncRun::start(TaskStore& store,
   for (const auto& item : plan.items) {
     if (!item.resolved)
       continue;
-    TRY_ASSIGN(auto task, store.add(item.entry, item.path));
+    TRY_ASSIGN(auto task, store.add(item.entry, item.path, run.m_options.priority));
     if (run.m_target.on_pod()) {
       task.pod = run.m_target.pod, task.job = run.m_job, task.state = TaskState::running;
       TRY(store.put(task));
@@ -255,7 +268,10 @@ core::Status SyncRun::control(TaskControl control) {
   if (m_target.on_pod()) {
     if (m_job.empty())
       return {};
-    return pod_control(m_target.exec, m_target.root.string(), m_job, control);
+    TRY(pod_control(m_target.exec, m_target.root.string(), m_job, control, job_options(m_options)));
+    // The job runs again on the pod: its tasks are followed again from here or `models tasks`.
+    bool again = control == TaskControl::resume || control == TaskControl::retry;
+    return again ? m_store->requeue_job(m_job) : core::Status{};
   }
   for (const auto& id : m_ids)  // a file that has already ended keeps its state
     if (auto r = m_store->request(id, control); !r && r.error().code != ErrorCode::conflict)

@@ -45,9 +45,12 @@ using SyncProgressFn = std::function<void(const SyncProgress&)>;
 
 struct SyncOptions {
   int connections = 8;                  // per file
+  int priority = 0;                     // higher first when files wait for one of the 3 slots
   std::chrono::milliseconds poll{500};  // between two looks at the job's state
   int local_workers = 3;                // files at once on this machine
-  std::optional<Endpoints> endpoints;   // local re-resolves; unset: Endpoints::from_env()
+  // Hubs and tokens: local re-resolves, and the tokens a pod job gets on stdin (to re-resolve an
+  // expired URL, fetch a private file). Unset: Endpoints::from_env().
+  std::optional<Endpoints> endpoints;
   int tolerated_failures = 0;  // follow(): failed looks at a pod job in a row before giving up
 };
 

@@ -172,4 +172,18 @@ core::Status TaskStore::request(const std::string& id, TaskControl control) {
   return {};
 }
 
+core::Status TaskStore::requeue_job(const std::string& job) {
+  core::StateFile file(m_path);
+  auto r = file.update([&](json& doc) -> core::Status {
+    if (!doc.contains("tasks")) return {};
+    for (auto& [id, t] : doc["tasks"].items()) {
+      if (t.value("job", "") != job || t.value("state", "") == "done") continue;
+      t["state"] = "queued", t["control"] = "", t["error"] = "", t["updated_at"] = core::iso_time();
+    }
+    return {};
+  });
+  if (!r) return fail(r.error());
+  return {};
+}
+
 }  // namespace autopod::models

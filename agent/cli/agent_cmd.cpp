@@ -130,6 +130,7 @@ core::Result<service::ServiceOptions> options_for(Context& ctx, const AgentFlags
   o.webhook_retry.first = std::chrono::milliseconds(std::max(1, f.webhook_retry_ms));
   o.webhook_timeout = std::chrono::milliseconds(std::max(100, f.webhook_timeout_ms));
   TRY_ASSIGN(o.step_names, load_step_names(f.step_names));
+  o.model_endpoints = models::Endpoints::from_config(*cfg);  // tokens: the environment, else config
   return o;
 }
 

@@ -20,8 +20,17 @@ using nlohmann::json;
 struct Flags {
   std::string manifest, for_workflow, for_manifest, pod, local, models_root, source, folder, name, sha256, id;
   bool prune = false, dry_run = false;
-  int connections = 8;
+  int connections = 8, priority = 0;
 };
+
+// Tokens from config.yaml or the environment (which wins): for the resolves here, and for a pod
+// job on stdin only.
+models::SyncOptions sync_options(const core::Config& cfg, const Flags& f) {
+  models::SyncOptions o;
+  o.connections = f.connections, o.priority = f.priority;
+  o.endpoints = models::Endpoints::from_config(cfg);
+  return o;
+}
 
 bool is_terminal() { return ::isatty(2) == 1; }
 bool finished(const std::string& s) { return s == "done" || s == "failed" || s == "cancelled" || s == "paused"; }
@@ -112,9 +121,7 @@ core::Status cmd_sync(Context& ctx, const Flags& f, const models::SyncTarget& ta
   TRY(print_plan(ctx, plan));
   if (f.dry_run || plan.up_to_date()) return {};
   TRY(models::check_space(plan, target));
-  models::SyncOptions options;
-  options.connections = f.connections;
-  TRY_ASSIGN(auto run, models::SyncRun::start(store, target, plan, options));
+  TRY_ASSIGN(auto run, models::SyncRun::start(store, target, plan, sync_options(*cfg, f)));
   if (target.on_pod() && run.job().empty()) return {};  // prunes only
   if (target.on_pod() && !ctx.json())
     std::cerr << "job " << run.job() << " runs on " << target.pod << " (detached; `autopod models tasks` re-attaches)\n";
@@ -124,9 +131,10 @@ core::Status cmd_sync(Context& ctx, const Flags& f, const models::SyncTarget& ta
 }
 
 core::Status cmd_sync(Context& ctx, const Flags& f, const models::Manifest& manifest) {
+  TRY_ASSIGN(auto cfg, ctx.config());
   TRY_ASSIGN(auto target, sync_target(ctx, f));
   auto transport = core::make_curl_transport();
-  models::Resolver resolver(*transport, models::Endpoints::from_env());
+  models::Resolver resolver(*transport, models::Endpoints::from_config(*cfg));
   return cmd_sync(ctx, f, target, manifest, resolver);
 }
 
@@ -156,9 +164,10 @@ core::Status cmd_sync_for(Context& ctx, const Flags& f) {
   if (!f.for_manifest.empty()) {
     TRY_ASSIGN(manifest, models::load_manifest(f.for_manifest));
   }
+  TRY_ASSIGN(auto cfg, ctx.config());
   TRY_ASSIGN(auto target, sync_target(ctx, f));
   auto transport = core::make_curl_transport();
-  models::Resolver resolver(*transport, models::Endpoints::from_env());
+  models::Resolver resolver(*transport, models::Endpoints::from_config(*cfg));
   TRY_ASSIGN(auto listing, models::list_target(target));
   TRY_ASSIGN(auto needs, models::resolve_needs(workflow_needs(source), manifest, listing, target.root, resolver));
   print_needs(ctx, needs);
@@ -207,12 +216,13 @@ core::Status cmd_control(Context& ctx, const std::string& id, models::TaskContro
   TRY_ASSIGN(auto task, store.get(id));
   if (!task.job.empty()) {
     TRY_ASSIGN(auto target, pod_models_target(ctx, task.pod, task.destination.parent_path().parent_path().string()));
-    return models::SyncRun::attach(store, target, task.job).control(control);
+    return models::SyncRun::attach(store, target, task.job, sync_options(*cfg, Flags{})).control(control);
   }
   TRY(store.request(id, control));
   if (control != models::TaskControl::resume && control != models::TaskControl::retry) return {};
   Display display(ctx.json());  // continues from the partial file
-  auto run = models::SyncRun::local(store, {{}, {}, task.destination.parent_path().parent_path()}, {id});
+  auto run = models::SyncRun::local(store, {{}, {}, task.destination.parent_path().parent_path()}, {id},
+                                    sync_options(*cfg, Flags{}));
   TRY(run.follow([&](const models::SyncProgress& p) { display.show(p.tasks); }));
   return {};
 }
@@ -227,6 +237,7 @@ void add_models_commands(CLI::App& app, Context& ctx, int& exit_code) {
     c->add_option("--local", f.local, "a models root on this machine instead of a pod");
     c->add_option("--models-root", f.models_root, "the pod's models root (default: the pod's)");
     c->add_option("--connections", f.connections, "connections per file (default 8)");
+    c->add_option("--priority", f.priority, "higher downloads first, within 3 files at once (default 0)");
   };
   auto* sync = models->add_subcommand("sync", "make the models root hold what MANIFEST (or a workflow) lists");
   sync->add_option("MANIFEST", f.manifest, "manifest YAML");

@@ -52,7 +52,7 @@ struct ServiceOptions {
   std::map<std::string, std::string> step_names;  // node class type -> step name, over the defaults
   int io_threads = 2;
   std::chrono::milliseconds comfy_watchdog{3000};  // the runner's seam (tests: quicker recovery)
-  std::optional<models::Endpoints> model_endpoints;  // model hubs and tokens; unset: from the environment
+  std::optional<models::Endpoints> model_endpoints;  // model hubs and tokens; unset: from the environment (the CLI: environment, else config.yaml)
   std::chrono::milliseconds sync_poll{500};          // between two looks at a pod's sync job
 };
 

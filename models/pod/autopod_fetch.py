@@ -1,183 +1,210 @@
-# autopod_fetch.py: the pod side of `autopod models sync` (python3 stdlib only, nothing installed).
-# Sent over SSH on stdin by autopod (never written to the pod), followed by one JSON request line:
-#   {"op": "list", "root": R}                    records, model files and free bytes under R
-#   {"op": "start", "root": R, "job": ID, "files": [...], "connections": N}  detached download
-#   {"op": "status", "root": R, "job": ID}       the job's state file ("" job: all jobs)
-#   {"op": "control", "root": R, "job": ID, "action": "pause"|"cancel"}
-#   {"op": "prune", "root": R, "paths": [...]}   removes files that carry an autopod record
-# The same protocol as models/transfer*.cpp: ranges of one pre-sized uniquely named partial file,
-# per-range retry with backoff, a state record beside it (owner host/pid/start time), resume with
-# If-Range, a 200 to a Range restarts, size + sha256 verified before the atomic rename, and the
-# placed-file record NAME.autopod.json. No token ever reaches this script: URLs are presigned.
-AUTOPOD_FETCH_VERSION = 1
-
-import hashlib, json, os, queue, re, secrets, shutil, socket, sys, threading, time
-import urllib.error, urllib.request
-
-CHUNK = 16 << 20
-SINGLE_BELOW = 8 << 20
-UA = "autopod/0.1"
-
-
-class Stop(Exception):
-    pass
-
-
-class Fail(Exception):
-    pass
-
-
-def write_json(path, obj):
-    tmp = "%s.%s.tmp" % (path, secrets.token_hex(4))
-    with open(tmp, "w") as f:
-        json.dump(obj, f)
-    os.replace(tmp, path)
-
-
-def read_json(path):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
-
-
-def start_ticks(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return int(f.read().rsplit(")", 1)[1].split()[19])
-    except (OSError, ValueError, IndexError):
-        return 0
-
-
-def owner_alive(o):
-    if not o or o.get("host") != socket.gethostname():
-        return False
-    pid = int(o.get("pid", 0))
-    return pid > 0 and start_ticks(pid) == int(o.get("start_ticks", 0))
-
-
-def safe_dir(root, folder):
-    """The folder's directory, refusing anything that leaves the models root (.., symlinks)."""
-    if not re.fullmatch(r"[A-Za-z0-9_.-]+", folder) or folder in (".", ".."):
-        raise Fail("folder %r escapes the models root" % folder)
-    real_root = os.path.realpath(root)
-    d = os.path.join(root, folder)
-    os.makedirs(d, exist_ok=True)
-    if os.path.dirname(os.path.realpath(d)) != real_root:
-        raise Fail("%s points outside the models root %s" % (d, root))
-    return d
-
-
-def safe_name(name):
-    if not name or "/" in name or "\0" in name or name in (".", "..") or name.startswith(".."):
-        raise Fail("name %r escapes the models root" % name)
-    return name
+# autopod_fetch.py: one file's transfer (appended to autopod_base.py when embedded): ranges of one
+# pre-sized, uniquely named partial file, per-range retry with backoff, a state record beside it
+# claimed with link(2) (owner host/pid/start time), resume with If-Range, a 200 to a Range restarts
+# from zero, an expired signed URL (403/410) re-resolved through its origin, size + sha256 verified
+# before the atomic rename, and the placed-file record NAME.autopod.json.
 
 
 class Transfer:
     """One file: claim, resume or start, fetch ranges on several connections, verify, rename."""
 
-    def __init__(self, f, root, connections, control):
+    def __init__(self, f, dest_dir, opts, control):
         self.f, self.control, self.lock = f, control, threading.Lock()
-        self.dir = safe_dir(root, f["folder"])
-        self.dest = os.path.join(self.dir, safe_name(f["name"]))
+        self.dir = dest_dir
+        self.dest = os.path.join(self.dir, f["name"])
         self.state_path = self.dest + ".autopod-part.json"
         self.size = int(f.get("size", -1))
-        self.connections = connections if f.get("ranges") and self.size >= SINGLE_BELOW else 1
-        self.bytes, self.fetched, self.t0 = 0, 0, time.time()
+        self.url, self.resolved_at = f["url"], time.time()
+        self.token = opts.get("tokens", {}).get(f.get("auth", ""), "")
+        self.stall = float(opts.get("stall_secs", 30))
+        self.chunk = int(opts.get("chunk_bytes", CHUNK))
+        self.connections = int(opts.get("connections", 8)) if f.get("ranges") and self.size >= SINGLE_BELOW else 1
+        self.bytes, self.fetched, self.t0, self.verifying = 0, 0, time.time(), False
+        self.partial, self.closed, self.saved_at = None, False, 0
 
-    def claim(self):
-        prev = read_json(self.state_path)
-        if prev and owner_alive(prev.get("owner")):
-            raise Fail("%s is being downloaded by pid %s" % (self.dest, prev["owner"].get("pid")))
-        f, chunks = self.f, max(1, -(-max(self.size, 0) // CHUNK))
+    # -- ownership ------------------------------------------------------------------------------
+
+    def placed_already(self):
+        rec = read_json(self.dest + ".autopod.json")
+        try:
+            st = os.stat(self.dest)
+        except OSError:
+            return False
+        want = self.f.get("sha256", "")
+        return bool(rec and rec.get("source") == self.f["source"] and rec.get("size") == st.st_size
+                    and rec.get("mtime_ns") == st.st_mtime_ns and (not want or rec.get("sha256") == want))
+
+    def fresh_state(self, prev):
+        f, chunks = self.f, max(1, -(-max(self.size, 0) // self.chunk))
         same = (prev and prev.get("source") == f["source"] and prev.get("size") == self.size
                 and prev.get("sha256") == f.get("sha256", "") and f.get("validator")
                 and prev.get("validator") == f["validator"] and f.get("ranges")
-                and os.path.exists(os.path.join(self.dir, prev.get("partial", ""))))
+                and prev.get("chunk_bytes") == self.chunk
+                and os.path.exists(os.path.join(self.dir, os.path.basename(prev.get("partial", "")))))
         if prev and not same and prev.get("partial"):
-            try:
-                os.unlink(os.path.join(self.dir, os.path.basename(prev["partial"])))
-            except OSError:
-                pass
-        me = os.getpid()
-        self.state = {"version": 1, "source": f["source"], "size": self.size,
-                      "sha256": f.get("sha256", ""), "validator": f.get("validator", ""),
-                      "chunk_bytes": CHUNK,
-                      "partial": prev["partial"] if same else "%s.%s.part" % (f["name"], secrets.token_hex(4)),
-                      "done": prev["done"] if same else "0" * chunks,
-                      "owner": {"host": socket.gethostname(), "pid": me, "start_ticks": start_ticks(me),
-                                "heartbeat": int(time.time())}}
-        self.partial = os.path.join(self.dir, self.state["partial"])
+            self.remove(os.path.join(self.dir, os.path.basename(prev["partial"])))
         self.resumed = bool(same)
-        write_json(self.state_path, self.state)
+        return {"version": 1, "source": f["source"], "size": self.size, "sha256": f.get("sha256", ""),
+                "validator": f.get("validator", ""), "chunk_bytes": self.chunk,
+                "partial": prev["partial"] if same else "%s.%s.part" % (f["name"], secrets.token_hex(4)),
+                "done": prev["done"] if same else "0" * chunks, "owner": me()}
 
-    def save(self):
-        with self.lock:
-            self.state["owner"]["heartbeat"] = int(time.time())
-            write_json(self.state_path, self.state)
+    def claim(self):
+        """Makes this process the file's only writer: the state record is created with link(2),
+        which is atomic on network filesystems too. A live owner is waited for (then the file is
+        usually placed: True); a dead one's record is taken over by rename and its partial file
+        resumed. False: this process now owns the download."""
+        prev = None
+        while True:
+            if self.placed_already():
+                return True
+            self.state = self.fresh_state(prev)
+            tmp = "%s.%s.tmp" % (self.state_path, secrets.token_hex(4))
+            write_json(tmp, self.state)
+            try:
+                os.link(tmp, self.state_path)
+                self.partial = os.path.join(self.dir, self.state["partial"])
+                return False
+            except FileExistsError:
+                pass
+            finally:
+                self.remove(tmp)
+            if not prev or self.state["partial"] != prev.get("partial"):
+                self.remove(os.path.join(self.dir, self.state["partial"]))
+            prev = read_json(self.state_path)
+            if prev is None:
+                continue
+            if owner_alive(prev.get("owner")):
+                prev = None
+                self.wait_for_owner()
+                continue
+            stale = "%s.stale.%s" % (self.state_path, secrets.token_hex(4))
+            try:
+                os.rename(self.state_path, stale)  # only one taker wins the rename
+            except FileNotFoundError:
+                prev = None
+                continue
+            prev = read_json(stale)
+            self.remove(stale)
 
-    def request(self, start=None, end=None):
-        req = urllib.request.Request(self.f["url"], headers={"User-Agent": UA})
-        if start is not None:
-            req.add_header("Range", "bytes=%d-%d" % (start, end))
-            if self.f.get("validator"):
-                req.add_header("If-Range", self.f["validator"])
-        return urllib.request.urlopen(req, timeout=30)
-
-    def pump(self, resp, fd, offset, limit):
-        while limit is None or offset < limit:
+    def wait_for_owner(self):
+        while True:
+            prev = read_json(self.state_path)
+            if prev is None or not owner_alive(prev.get("owner")):
+                return
             if self.control() is not None:
                 raise Stop(self.control())
-            block = resp.read(1 << 20 if limit is None else min(1 << 20, limit - offset))
+            time.sleep(0.2)
+
+    def save(self, every=0):
+        """Writes the state record (at most once per `every` seconds); never after the file was
+        placed, paused or discarded, so no stale record is left behind."""
+        with self.lock:
+            if self.closed or time.time() - self.saved_at < every:
+                return
+            self.state["owner"]["heartbeat"] = int(time.time())
+            write_json(self.state_path, self.state)
+            self.saved_at = time.time()
+
+    def close(self):
+        with self.lock:
+            self.closed = True
+
+    # -- bytes ----------------------------------------------------------------------------------
+
+    def request(self, start=None, end=None):
+        h = {}
+        if start is not None:
+            h["Range"] = "bytes=%d-%s" % (start, "" if end is None else end)
+            if self.f.get("validator"):
+                h["If-Range"] = self.f["validator"]
+        resp, _ = http_open(self.url, h, self.stall, self.f.get("origin", ""), self.token)
+        return resp
+
+    def reresolve(self, seen):
+        """A fresh signed URL from the origin (the signature expired: 403/410), unless another
+        range already got one after `seen`. Fails when the file changed at the source."""
+        with self.lock:
+            if self.resolved_at > seen:
+                return
+            origin = self.f.get("origin") or self.f["url"]
+            try:
+                resp, url = http_open(origin, {"Range": "bytes=0-0"}, self.stall, origin, self.token)
+            except urllib.error.HTTPError as e:
+                raise Fail("re-resolving %s after its signed url expired: http %d" % (self.f["source"], e.code))
+            with resp:
+                m = re.match(r"bytes \d+-\d+/(\d+)", resp.headers.get("Content-Range", ""))
+                total = int(m.group(1)) if m else int(resp.headers.get("Content-Length", -1))
+                etag = resp.headers.get("ETag", "")
+            if total != self.size or (self.f.get("validator") and etag and etag != self.f["validator"]):
+                raise Fail("%s changed at the source while downloading (size %d, was %d); sync again"
+                           % (self.f["source"], total, self.size))
+            self.url, self.resolved_at = url, time.time()
+            sys.stderr.write("re-resolved %s\n" % self.f["source"])
+
+    def pump(self, resp, fd, pos, limit):
+        """Writes the body at pos[0] onwards (up to limit), advancing pos[0] as bytes land, so a
+        cut or a stall (socket timeout) leaves it at what is on disk."""
+        while limit is None or pos[0] < limit:
+            if self.control() is not None:
+                raise Stop(self.control())
+            block = resp.read(1 << 20 if limit is None else min(1 << 20, limit - pos[0]))
             if not block:
                 break
-            os.pwrite(fd, block, offset)
-            offset += len(block)
+            os.pwrite(fd, block, pos[0])
+            pos[0] += len(block)
             with self.lock:
                 self.bytes += len(block)
                 self.fetched += len(block)
-        return offset
 
-    def fetch_range(self, fd, i):
-        start = i * CHUNK
-        end = min(self.size, start + CHUNK) - 1
-        delay = 0.25
-        for attempt in range(8):
-            got = 0
+    def retrying(self, what, attempt_fn):
+        """Runs attempt_fn(seen) until it returns True; transient failures (cut, stall, 5xx, 429)
+        back off, 403/410 re-resolve, and the count resets whenever bytes arrived."""
+        delay, failures = 0.25, 0
+        while failures < ATTEMPTS:
+            seen, before = time.time(), self.fetched
             try:
-                with self.request(start, end) as resp:
-                    if resp.status == 200:
-                        raise Fail("restart: the server answered 200 to a Range request")
-                    m = re.match(r"bytes (\d+)-(\d+)/", resp.headers.get("Content-Range", ""))
-                    if resp.status != 206 or not m or int(m.group(1)) != start:
-                        raise OSError("range %d: unexpected answer %d" % (i, resp.status))
-                    got = self.pump(resp, fd, start, end + 1) - start
-                    if got != end + 1 - start:
-                        raise OSError("range %d: body ended early" % i)
-                with self.lock:
-                    self.state["done"] = self.state["done"][:i] + "1" + self.state["done"][i + 1:]
-                self.save()
-                return
+                if attempt_fn():
+                    return
             except urllib.error.HTTPError as e:
                 if e.code in (403, 410):
-                    raise Fail("the signed url expired (http %d); run the sync again to resume" % e.code)
-                if e.code < 500 and e.code != 429:
-                    raise Fail("http %d for range %d" % (e.code, i))
+                    self.reresolve(seen)
+                elif e.code < 500 and e.code != 429:
+                    raise Fail("%s: http %d from storage for %s" % (self.f["name"], e.code, what))
             except (OSError, urllib.error.URLError):
-                pass
-            with self.lock:
-                self.bytes -= got
+                pass  # cut, stall (socket timeout), refused: retried
+            failures = 0 if self.fetched > before else failures + 1
             time.sleep(delay)
-            delay = min(delay * 2, 8)
-        raise Fail("range %d failed 8 times" % i)
+            delay = min(delay * 2, 8) if failures else 0.25
+        raise Fail("%s: %s failed %d times in a row" % (self.f["name"], what, ATTEMPTS))
+
+    def fetch_range(self, fd, i):
+        start = i * self.chunk
+        end = min(self.size, start + self.chunk) - 1
+        pos = [start]
+
+        def attempt():
+            with self.request(pos[0], end) as resp:
+                if resp.status == 200:
+                    raise Fail("restart: the server answered 200 to a Range request")
+                m = re.match(r"bytes (\d+)-(\d+)/", resp.headers.get("Content-Range", ""))
+                if resp.status != 206 or not m or int(m.group(1)) != pos[0]:
+                    raise OSError("range %d: unexpected answer %d" % (i, resp.status))
+                self.pump(resp, fd, pos, end + 1)
+            if pos[0] != end + 1:
+                raise ShortBody("range %d: body ended early" % i)
+            return True
+
+        self.retrying("range %d" % i, attempt)
+        with self.lock:
+            self.state["done"] = self.state["done"][:i] + "1" + self.state["done"][i + 1:]
+        self.save()
 
     def ranged(self, fd):
         todo = queue.Queue()
         for i, c in enumerate(self.state["done"]):
             if c == "1":
-                self.bytes += min(CHUNK, self.size - i * CHUNK)
+                self.bytes += min(self.chunk, self.size - i * self.chunk)
             else:
                 todo.put(i)
         errors = []
@@ -190,7 +217,7 @@ class Transfer:
                     return
                 try:
                     self.fetch_range(fd, i)
-                except (Stop, Fail) as e:
+                except Exception as e:  # every failure stops the others: none is lost
                     errors.append(e)
 
         threads = [threading.Thread(target=worker) for _ in range(self.connections)]
@@ -202,56 +229,85 @@ class Transfer:
             raise errors[0]
 
     def single(self, fd):
+        """One stream from zero; a cut resumes with Range when the server takes ranges (a 200
+        then truncates), else starts over. The body must reach its Content-Length."""
         os.ftruncate(fd, 0)
-        self.bytes = 0
-        with self.request() as resp:
-            n = self.pump(resp, fd, 0, None)
-        if self.size >= 0 and n != self.size:
-            raise Fail("%s: got %d bytes, expected %d" % (self.f["name"], n, self.size))
-        self.size = n
+        self.bytes, pos = 0, [0]
+
+        def attempt():
+            if pos[0] and not self.f.get("ranges"):
+                os.ftruncate(fd, 0)  # no ranges there: a cut download starts over
+                self.bytes, pos[0] = 0, 0
+            with self.request(pos[0] if pos[0] else None) as resp:
+                if resp.status == 200 and pos[0]:
+                    os.ftruncate(fd, 0)  # the Range was ignored: never append
+                    self.bytes, pos[0] = 0, 0
+                m = re.match(r"bytes (\d+)-", resp.headers.get("Content-Range", ""))
+                if resp.status == 206 and (not m or int(m.group(1)) != pos[0]):
+                    raise OSError("resume: a 206 at another offset")
+                length = int(resp.headers.get("Content-Length", -1))
+                start = pos[0]
+                self.pump(resp, fd, pos, None)
+            if length >= 0 and pos[0] - start < length:
+                raise ShortBody("body ended early (a cut, or a Content-Length that lied)")
+            return True
+
+        self.retrying("the download", attempt)
+        if self.size >= 0 and pos[0] != self.size:
+            raise Fail("%s: got %d bytes, expected %d" % (self.f["name"], pos[0], self.size))
+        self.size = pos[0]
 
     def run(self):
-        self.claim()
+        """Downloads, verifies and places the file; its sha256. Raises Stop on pause/cancel."""
+        if self.claim():
+            self.bytes = self.size
+            return (read_json(self.dest + ".autopod.json") or {}).get("sha256", "")
         fd = os.open(self.partial, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            if self.connections > 1 or (self.f.get("ranges") and self.size > 0):
+            if self.f.get("ranges") and self.size > 0:
                 os.ftruncate(fd, self.size)
                 try:
                     self.ranged(fd)
                 except Fail as e:
                     if not str(e).startswith("restart"):
                         raise
-                    self.state["done"] = "0" * len(self.state["done"])  # never append to it
+                    self.state["done"] = "0" * len(self.state["done"])
+                    self.save()
                     self.single(fd)
             else:
                 self.single(fd)
             os.fsync(fd)
         except Stop as s:
-            os.close(fd)
+            self.close()
             if str(s) == "cancel":
                 self.discard()
             else:
                 self.state["owner"]["pid"] = 0
                 write_json(self.state_path, self.state)
             raise
-        except BaseException:
+        finally:
             os.close(fd)
-            raise
-        os.close(fd)
         return self.verify()
 
+    @staticmethod
+    def remove(path):
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
     def discard(self):
+        self.close()
         for p in (self.partial, self.state_path):
-            try:
-                os.unlink(p)
-            except OSError:
-                pass
+            if p:
+                self.remove(p)
 
     def verify(self):
         self.verifying = True
-        if os.path.getsize(self.partial) != self.size:
+        have = os.path.getsize(self.partial)
+        if have != self.size:
             self.discard()
-            raise Fail("%s: size %d, expected %d" % (self.f["name"], os.path.getsize(self.partial), self.size))
+            raise Fail("%s: size %d, expected %d; the partial file was removed" % (self.f["name"], have, self.size))
         h = hashlib.sha256()
         with open(self.partial, "rb") as f:
             for block in iter(lambda: f.read(4 << 20), b""):
@@ -259,9 +315,11 @@ class Transfer:
         actual, expected = h.hexdigest(), self.f.get("sha256", "")
         if expected and actual != expected:
             self.discard()
-            raise Fail("%s: sha256 %s, expected %s" % (self.f["name"], actual, expected))
+            raise Fail("%s: sha256 mismatch: expected %s, actual %s; the partial file was removed"
+                       % (self.f["name"], expected, actual))
         os.replace(self.partial, self.dest)
-        os.unlink(self.state_path)
+        self.close()
+        self.remove(self.state_path)
         st = os.stat(self.dest)
         f = self.f
         write_json(self.dest + ".autopod.json",

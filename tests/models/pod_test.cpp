@@ -61,7 +61,7 @@ TEST(PodSync, ManifestOfHfCivitaiAndUrlSyncsAndTheSecondRunIsUpToDate) {
   auto plan = lib.plan();
   ASSERT_TRUE(plan) << plan.error().describe();
   EXPECT_EQ(plan->download_bytes, (20 << 20) + 70000 + 5000);
-  auto job = models::pod_start(lib.exec, lib.root.path().string(), *plan, 4);
+  auto job = models::pod_start(lib.exec, lib.root.path().string(), *plan, {4});
   ASSERT_TRUE(job) << job.error().describe();
   auto state = lib.wait(*job);
   ASSERT_EQ(state.value("state", ""), "done") << state.dump(2);
@@ -91,9 +91,9 @@ TEST(PodSync, ANameThatEscapesTheRootIsRefusedBeforeAnyByte) {
   models::PlanItem item;
   item.action = models::Action::download;
   item.resolved = models::ResolvedFile{"x", lib.hubs.storage.plain_url("up.pth"), "../../evil.pth",
-                                       "checkpoints", 5000, "", "", "", false};
+                                       "checkpoints", 5000, "", "", "", false, "", ""};
   plan.items.push_back(item);
-  auto job = models::pod_start(lib.exec, lib.root.path().string(), plan, 4);
+  auto job = models::pod_start(lib.exec, lib.root.path().string(), plan, {4});
   ASSERT_FALSE(job);
   EXPECT_NE(job.error().message.find("escapes the models root"), std::string::npos) << job.error().message;
   EXPECT_EQ(lib.hubs.storage.bytes_sent(), 0);
@@ -103,7 +103,7 @@ TEST(PodSync, PruneRemovesOnlyWhatAutopodPlaced) {
   PodLibrary lib;
   auto plan = lib.plan();
   ASSERT_TRUE(plan);
-  auto job = models::pod_start(lib.exec, lib.root.path().string(), *plan, 4);
+  auto job = models::pod_start(lib.exec, lib.root.path().string(), *plan, {4});
   ASSERT_TRUE(job);
   ASSERT_EQ(lib.wait(*job).value("state", ""), "done");
   std::filesystem::create_directories(lib.root / "checkpoints");
@@ -112,7 +112,7 @@ TEST(PodSync, PruneRemovesOnlyWhatAutopodPlaced) {
   auto pruning = lib.plan(models::Prune::yes);
   ASSERT_TRUE(pruning);
   EXPECT_EQ(pruning->prune_bytes, 70000 + 5000);
-  auto none = models::pod_start(lib.exec, lib.root.path().string(), *pruning, 4);
+  auto none = models::pod_start(lib.exec, lib.root.path().string(), *pruning, {4});
   ASSERT_TRUE(none) << none.error().describe();
   EXPECT_TRUE(none->empty());  // nothing to download: no job
   EXPECT_FALSE(std::filesystem::exists(lib.root / "loras/style.safetensors"));
