@@ -100,4 +100,71 @@ Recognition recognise(const GgufHeader& header);
 // pickles flagged, upscalers in upscale_models, anything else unknown.
 Recognition recognise_by_name(const std::string& file_name, const std::string& folder);
 
+// One model file under a models root, as `models ls` and `models info` show it.
+struct LibraryFile {
+  std::string path;    // on the machine that holds it
+  std::string folder;  // the ComfyUI folder: the first directory under the root
+  std::int64_t size = 0;
+  std::int64_t mtime_ns = 0;
+  std::string format;  // "safetensors", "gguf" or the extension ("ckpt", "pth", ...)
+  Recognition recognition;
+  // "complete" (size == 8 + N + last data end), "incomplete" (shorter: a cut download),
+  // "malformed" (the header fails its checks, or bytes follow the data), "-" when the format
+  // cannot tell.
+  std::string completeness = "-";
+  std::string problem;            // why incomplete or malformed
+  std::string sha256;             // from the hash cache or autopod's record; empty: unknown
+  std::vector<std::string> sidecars;  // names beside it sharing its stem (§5)
+  std::string preview;            // the sidecar a viewer shows first; empty: none
+  std::optional<PlacedRecord> record;  // when autopod placed it (NAME.autopod.json)
+  std::map<std::string, std::string> metadata;  // safetensors __metadata__ or GGUF KVs
+  std::size_t tensor_count = 0;
+  std::map<std::string, std::size_t> dtypes;    // tensors per dtype
+  std::map<std::string, std::string> sidecar_texts;  // info: metadata sidecars' text (256 KiB each)
+};
+
+struct LibraryListing {
+  std::vector<LibraryFile> files;  // sorted by folder, then path
+  std::uint64_t header_bytes = 0;  // header bytes received in all
+  int round_trips = 0;             // requests to the machine holding the root
+};
+
+struct LibraryQuery {
+  std::string folder;               // only this folder; empty: every folder
+  std::vector<std::string> paths;   // only these files (relative to the root, or absolute)
+  bool sidecar_texts = false;
+};
+
+// Lists the model files under `root` on the machine `exec` reaches (the pod, or this machine
+// with `sh -c`): one request that returns up to 64 KiB of header per file, and one more for
+// all safetensors headers larger than that (up to k_header_read_cap). remote with the pod's
+// message for a path outside the root or a missing root.
+core::Result<LibraryListing> list_library(const PodExec& exec, const std::string& root,
+                                          const LibraryQuery& query);
+
+struct HashedFile {
+  std::string path;
+  std::string sha256;
+  bool cached = false;           // the hash came from STEM.sha256 (keyed by the model's mtime)
+  std::uint64_t bytes_read = 0;  // model bytes read to hash it
+};
+
+// Hashes every model under `root` (or `paths`) on that machine, reading a file only when its
+// STEM.sha256 does not carry its current mtime, and writes the cache (temp + rename).
+core::Result<std::vector<HashedFile>> hash_library(const PodExec& exec, const std::string& root,
+                                                   const std::vector<std::string>& paths);
+
+// Sets keys of the model's STEM.metadata.json (Lora-Manager's format; other keys kept) and/or
+// writes STEM.preview.EXT from `preview_file` on this machine; each written atomically.
+// Returns the files written. invalid_argument for a key without "=" or an unreadable image.
+core::Result<std::vector<std::string>> write_meta(const PodExec& exec, const std::string& root,
+                                                  const std::string& path,
+                                                  const std::vector<std::string>& sets,
+                                                  const std::string& preview_file);
+
+// Removes each model and every sidecar sharing its stem; checks every path first (a model file
+// under the root), so a refusal removes nothing. Returns what was removed.
+core::Result<std::vector<std::string>> remove_models(const PodExec& exec, const std::string& root,
+                                                     const std::vector<std::string>& paths);
+
 }  // namespace autopod::models

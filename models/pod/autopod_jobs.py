@@ -162,6 +162,7 @@ def op_prune(req):
 def main():
     req = json.loads(sys.stdin.readline())
     ops = {"list": op_list, "start": op_start, "status": op_status, "control": op_control, "prune": op_prune}
+    ops.update(LIBRARY_OPS)  # autopod_library.py
     try:
         out = ops[req["op"]](req)
     except (Fail, OSError, KeyError) as e:
