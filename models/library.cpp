@@ -106,6 +106,7 @@ LibraryFile describe_file(const json& item) {
   LibraryFile f;
   f.path = item.value("path", "");
   f.folder = item.value("folder", "");
+  f.relative = item.value("relative", "");
   f.size = item.value("size", std::int64_t{0});
   f.mtime_ns = item.value("mtime_ns", std::int64_t{0});
   f.format = extension(f.path);
@@ -131,7 +132,8 @@ LibraryFile describe_file(const json& item) {
     if (f.sha256.empty() && rec.size == f.size && rec.mtime_ns == f.mtime_ns) f.sha256 = rec.sha256;
     f.record = std::move(rec);
   }
-  for (const auto& [k, v] : item.value("texts", json::object()).items())
+  auto texts = item.value("texts", json::object());
+  for (const auto& [k, v] : texts.items())
     if (v.is_string()) f.sidecar_texts[k] = v.get<std::string>();
   return f;
 }

@@ -102,7 +102,8 @@ Recognition recognise_by_name(const std::string& file_name, const std::string& f
 
 // One model file under a models root, as `models ls` and `models info` show it.
 struct LibraryFile {
-  std::string path;    // on the machine that holds it
+  std::string path;      // on the machine that holds it
+  std::string relative;  // to the models root ("loras/sdxl/x.safetensors")
   std::string folder;  // the ComfyUI folder: the first directory under the root
   std::int64_t size = 0;
   std::int64_t mtime_ns = 0;

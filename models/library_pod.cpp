@@ -56,7 +56,9 @@ core::Result<LibraryListing> list_library(const PodExec& exec, const std::string
     for (auto& item : more.value("files", json::array())) by_path[item.value("path", "")] = item;
     for (auto& item : items)
       if (auto it = by_path.find(item.value("path", "")); it != by_path.end()) {
-        it->second["folder"] = item.value("folder", "");  // relative to the root, not to the file
+        // Asked by path, the pod measures these from the root's real path: keep the walk's.
+        it->second["folder"] = item.value("folder", "");
+        it->second["relative"] = item.value("relative", "");
         item = it->second;
       }
   }

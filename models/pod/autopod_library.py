@@ -83,7 +83,7 @@ def describe(root, d, name, names, cap, texts):
     path = os.path.join(d, name)
     st = os.stat(path)
     rel = os.path.relpath(path, root)
-    item = {"path": path, "folder": rel.split(os.sep, 1)[0], "size": st.st_size,
+    item = {"path": path, "relative": rel, "folder": rel.split(os.sep, 1)[0], "size": st.st_size,
             "mtime_ns": st.st_mtime_ns, "sidecars": sidecars_of(name, names),
             "sha256": hash_cache(path, st), "record": read_json(path + ".autopod.json")}
     try:
