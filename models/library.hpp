@@ -14,7 +14,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/clock.hpp"
+#include "core/http.hpp"
 #include "core/result.hpp"
+#include "core/retry.hpp"
+#include "models/models.hpp"
 #include "models/pod.hpp"
 
 namespace autopod::models {
@@ -167,5 +171,25 @@ core::Result<std::vector<std::string>> write_meta(const PodExec& exec, const std
 // under the root), so a refusal removes nothing. Returns what was removed.
 core::Result<std::vector<std::string>> remove_models(const PodExec& exec, const std::string& root,
                                                      const std::vector<std::string>& paths);
+
+// Civitai's version JSON for a file's sha256 (GET /api/v1/model-versions/by-hash, §2.3), or
+// nullopt when Civitai knows no such file (404). 429 and 5xx are retried per `policy`, then
+// rate_limited / remote.
+core::Result<std::optional<nlohmann::json>> civitai_by_hash(core::HttpTransport& http, const Endpoints& endpoints,
+                                                            const std::string& sha256,
+                                                            core::Clock& clock = core::system_clock(),
+                                                            const core::RetryPolicy& policy = {});
+// The bytes of a public preview image (at most 16 MiB; no token is sent).
+core::Result<std::string> fetch_preview(core::HttpTransport& http, const Endpoints& endpoints, const std::string& url,
+                                        core::Clock& clock = core::system_clock(),
+                                        const core::RetryPolicy& policy = {});
+
+// Writes sidecars beside the model at `path` in one request, each atomically: `files` maps a
+// suffix after the stem (".civitai.info") to its text, overwriting; `preview` (ext, bytes) is
+// written as STEM.preview.EXT only when the model has no preview yet. Returns what was written.
+core::Result<std::vector<std::string>> write_sidecars(const PodExec& exec, const std::string& root,
+                                                      const std::string& path,
+                                                      const std::map<std::string, std::string>& files,
+                                                      const std::optional<std::pair<std::string, std::string>>& preview);
 
 }  // namespace autopod::models

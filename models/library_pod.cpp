@@ -112,6 +112,16 @@ core::Result<std::vector<std::string>> write_meta(const PodExec& exec, const std
   return answer.value("written", std::vector<std::string>{});
 }
 
+core::Result<std::vector<std::string>> write_sidecars(const PodExec& exec, const std::string& root,
+                                                      const std::string& path,
+                                                      const std::map<std::string, std::string>& files,
+                                                      const std::optional<std::pair<std::string, std::string>>& preview) {
+  json req = {{"op", "meta"}, {"root", root}, {"path", path}, {"files", files}};
+  if (preview) req["preview"] = {{"ext", preview->first}, {"data", base64_encode(preview->second)}, {"only_if_none", true}};
+  TRY_ASSIGN(auto answer, pod_request(exec, req));
+  return answer.value("written", std::vector<std::string>{});
+}
+
 core::Result<std::vector<std::string>> remove_models(const PodExec& exec, const std::string& root,
                                                      const std::vector<std::string>& paths) {
   TRY_ASSIGN(auto answer, pod_request(exec, {{"op", "rm"}, {"root", root}, {"paths", paths}}));

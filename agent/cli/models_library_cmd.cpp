@@ -3,6 +3,7 @@
 
 #include "agent/cli/models_library_cmd.hpp"
 
+#include <algorithm>
 #include <iostream>
 #include <map>
 
@@ -18,7 +19,7 @@ using nlohmann::json;
 struct Flags {
   std::string pod, local, models_root, folder, path, preview;
   std::vector<std::string> paths, sets;
-  bool hash = false, yes = false;
+  bool hash = false, fetch_info = false, yes = false;
 };
 
 // --local DIR runs the same pod-side program on this machine.
@@ -142,11 +143,54 @@ core::Status cmd_info(Context& ctx, const Flags& f, const ReachModelsRoot& reach
   return {};
 }
 
+// Looks each hashed file up on Civitai unless it has STEM.civitai.info already, writing that and a
+// preview (only where none exists). Returns a note per file; stops asking at a 429 that outlasted
+// the retries (returned after the notes, so what was found is kept).
+core::Status fetch_info(const ModelsRoot& target, const std::vector<models::LibraryFile>& files,
+                        const std::map<std::string, std::string>& sha, std::map<std::string, std::string>& notes) {
+  auto transport = core::make_curl_transport();
+  auto ep = models::Endpoints::from_env();
+  for (const auto& file : files) {
+    auto h = sha.find(file.path);
+    if (h == sha.end() || h->second.empty()) continue;
+    std::string stem = file.relative.substr(0, file.relative.rfind('.'));
+    stem = stem.substr(stem.rfind('/') + 1);
+    if (std::find(file.sidecars.begin(), file.sidecars.end(), stem + ".civitai.info") != file.sidecars.end()) {
+      notes[file.path] = "civitai info present";
+      continue;
+    }
+    auto found = models::civitai_by_hash(*transport, ep, h->second);
+    if (!found && found.error().code == ErrorCode::rate_limited) return core::fail(found.error());
+    if (!found) {
+      notes[file.path] = found.error().message;
+      continue;
+    }
+    if (!*found) {
+      notes[file.path] = "not on civitai";
+      continue;
+    }
+    const json& v = **found;
+    std::optional<std::pair<std::string, std::string>> preview;
+    auto images = v.value("images", json::array());
+    if (file.preview.empty() && !images.empty() && images[0].value("type", "image") == "image") {
+      std::string url = images[0].value("url", "");
+      auto dot = url.rfind('.');
+      std::string ext = dot != std::string::npos && url.find('/', dot) == std::string::npos ? url.substr(dot) : "";
+      if (ext != ".png" && ext != ".webp" && ext != ".jpg" && ext != ".jpeg" && ext != ".gif") ext = ".jpeg";
+      if (auto bytes = models::fetch_preview(*transport, ep, url)) preview = std::make_pair(ext, *bytes);
+    }
+    TRY(models::write_sidecars(target.exec, target.root, file.path, {{".civitai.info", v.dump(2) + "\n"}}, preview));
+    notes[file.path] = "civitai: " + v.value("model", json::object()).value("name", std::string("?")) + " " +
+                       v.value("name", std::string()) + (preview ? " (preview written)" : "");
+  }
+  return {};
+}
+
 core::Status cmd_scan(Context& ctx, const Flags& f, const ReachModelsRoot& reach_pod) {
   TRY_ASSIGN(auto target, reach(f, reach_pod));
   TRY_ASSIGN(auto listing, models::list_library(target.exec, target.root, query(f.folder, {}, false)));
   std::map<std::string, models::HashedFile> hashed;
-  if (f.hash) {
+  if (f.hash || f.fetch_info) {
     std::vector<std::string> paths;
     for (const auto& file : listing.files) paths.push_back(file.path);
     if (!ctx.json()) std::cerr << "hashing " << paths.size() << " files on " << (f.local.empty() ? "the pod" : "this machine") << " (cached ones are not read)\n";
@@ -154,6 +198,12 @@ core::Status cmd_scan(Context& ctx, const Flags& f, const ReachModelsRoot& reach
       TRY_ASSIGN(auto done, models::hash_library(target.exec, target.root, paths));
       for (auto& h : done) hashed[h.path] = h;
     }
+  }
+  std::map<std::string, std::string> notes, hashes;
+  core::Status looked_up;
+  if (f.fetch_info) {
+    for (const auto& [path, h] : hashed) hashes[path] = h.sha256;
+    looked_up = fetch_info(target, listing.files, hashes, notes);
   }
   int problems = 0;
   std::uint64_t read = 0;
@@ -167,18 +217,19 @@ core::Status cmd_scan(Context& ctx, const Flags& f, const ReachModelsRoot& reach
       json j = to_json(file);
       j["sha256"] = sha.empty() ? json() : json(sha);
       if (h != hashed.end()) j["hash_cached"] = h->second.cached, j["bytes_read"] = h->second.bytes_read;
+      if (notes.count(file.path)) j["civitai"] = notes[file.path];
       std::cout << j.dump() << "\n";
     } else {
       std::cout << (bad ? file.completeness : "ok") << "  " << file.path << "  " << models::to_string(file.recognition.kind) << " "
                 << what(file.recognition) << (sha.empty() ? "" : "  sha256 " + sha)
                 << (h != hashed.end() && h->second.cached ? " (cached)" : "") << (file.problem.empty() ? "" : "  (" + file.problem + ")")
-                << "\n";
+                << (notes.count(file.path) ? "  " + notes[file.path] : "") << "\n";
     }
   }
   if (!ctx.json())
     std::cerr << listing.files.size() << " files, " << problems << " incomplete or malformed"
-              << (f.hash ? ", " + format_bytes(read) + " hashed" : "") << "\n";
-  return {};
+              << (f.hash || f.fetch_info ? ", " + format_bytes(read) + " hashed" : "") << "\n";
+  return looked_up;
 }
 
 core::Status cmd_meta(Context& ctx, const Flags& f, const ReachModelsRoot& reach_pod) {
@@ -227,6 +278,7 @@ void add_models_library_commands(CLI::App& models, Context& ctx, int& exit_code,
   where(scan, true);
   scan->add_option("--folder", f.folder, "only this folder");
   scan->add_flag("--hash", f.hash, "sha256 of each file, cached in NAME.sha256 beside it (read once)");
+  scan->add_flag("--fetch-info", f.fetch_info, "look each hash up on Civitai: NAME.civitai.info and a preview where none (implies --hash)");
   cmd(scan, cmd_scan);
   auto* meta = models.add_subcommand("meta", "write a model's metadata sidecar and preview");
   meta->add_option("PATH", f.path, "the model, relative to the models root or absolute")->required();

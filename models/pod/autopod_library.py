@@ -6,7 +6,8 @@
 #       its sidecars (model-sources.md section 5), its hash cache and autopod record; `texts` adds the
 #       metadata sidecars' text.
 #   {"op": "hash", "root": R, "paths": [...]}   sha256 of each model, cached in STEM.sha256
-#   {"op": "meta", "root": R, "path": P, "set": {...}, "preview": {"ext", "data"}}
+#   {"op": "meta", "root": R, "path": P, "set": {...}, "files": {SUFFIX: TEXT},
+#    "preview": {"ext", "data", "only_if_none"}}   sidecars of P, each written atomically
 #   {"op": "rm", "root": R, "paths": [...]}     a model and every sidecar sharing its stem
 import base64
 
@@ -167,13 +168,21 @@ def op_meta(req):
         cur.update(req["set"])
         write_bytes_atomic(side, (json.dumps(cur, indent=2) + "\n").encode())
         written.append(side)
+    for suffix, text in (req.get("files") or {}).items():
+        if suffix.lower() not in SIDECAR_SUFFIXES:
+            raise Fail("%s is not a sidecar name" % suffix)
+        side = os.path.join(d, stem_of(name) + suffix)
+        write_bytes_atomic(side, text.encode())
+        written.append(side)
     if req.get("preview"):
         ext = req["preview"]["ext"].lower()
         if ext not in IMAGE_EXTS:
             raise Fail("a preview must be one of %s" % " ".join(IMAGE_EXTS))
-        side = os.path.join(d, stem_of(name) + ".preview" + ext)
-        write_bytes_atomic(side, base64.b64decode(req["preview"]["data"]))
-        written.append(side)
+        has = any(s.lower().endswith(IMAGE_EXTS) for s in sidecars_of(name, os.listdir(d)))
+        if not (req["preview"].get("only_if_none") and has):
+            side = os.path.join(d, stem_of(name) + ".preview" + ext)
+            write_bytes_atomic(side, base64.b64decode(req["preview"]["data"]))
+            written.append(side)
     return {"written": written}
 
 

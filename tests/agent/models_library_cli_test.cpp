@@ -1,8 +1,11 @@
 // autopod models ls|info|scan|meta|rm on the harness pod: its sshd is this machine, its models
 // root a temp dir holding synthetic sparse model files.
 
+#include <algorithm>
 #include <fstream>
 
+#include "core/text.hpp"
+#include "sandbox/model_hubs.hpp"
 #include "tests/agent/cli_fixture.hpp"
 #include "tests/models/synthetic_models.hpp"
 
@@ -123,6 +126,46 @@ TEST_F(LibraryCli, MetaThenRmRemovesTheModelWithItsSidecarsAndRefusesOutsideTheR
   EXPECT_RUN(rm, 0);
   EXPECT_TRUE(std::filesystem::is_empty(root / "loras")) << rm.out;
   EXPECT_TRUE(std::filesystem::exists(root / "vae" / "ae.safetensors"));
+}
+
+// Given a LoRA Civitai knows (and whose first lookup gets a 429) and a checkpoint it does not,
+// scan --fetch-info writes STEM.civitai.info and the preview for the first only; a second scan
+// asks Civitai nothing for it; a 429 that outlasts the retries fails the scan, saying so.
+TEST_F(LibraryCli, ScanFetchInfoLooksHashesUpOnCivitai) {
+  sandbox::StorageServer storage{sandbox::StorageOptions{0, {}, false}};
+  sandbox::CivitaiFake civitai{storage};
+  ASSERT_TRUE(storage.start());
+  ASSERT_TRUE(civitai.start());
+  auto tensors = kohya_lora("down_blocks_1_attentions_0_transformer_blocks_0", 768, "lora_te_");
+  std::string header = safetensors_header(tensors);
+  std::string bytes = header + std::string(safetensors_size(tensors, header) - header.size(), '\0');
+  std::ofstream(root / "loras" / "known.safetensors", std::ios::binary) << bytes;
+  civitai.add_version("7", "77", "LORA", {sandbox::CivitaiFile{"777", "known.safetensors", "Model", true, bytes}});
+  civitai.add_image("77", "\x89PNG preview");
+  civitai.rate_limit_lookups_next(1);
+  env.push_back("CIVITAI_ENDPOINT=" + civitai.url());
+
+  auto r = models({"scan", "comfy", "--fetch-info", "--folder", "loras"});
+  EXPECT_RUN(r, 0);
+  EXPECT_NE(r.out.find("civitai: Model 7 v1.0 (preview written)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("not on civitai"), std::string::npos) << r.out;
+  auto info = json::parse(core::read_file(root / "loras" / "known.civitai.info").value());
+  EXPECT_EQ(info["id"], 77);
+  EXPECT_EQ(core::read_file(root / "loras" / "known.preview.png").value(), "\x89PNG preview");
+  EXPECT_FALSE(std::filesystem::exists(root / "loras" / "style.preview.png"));  // it had style.webp
+
+  auto requests = civitai.requests();
+  EXPECT_TRUE(std::any_of(requests.begin(), requests.end(), [](const auto& q) { return q.status == 429; }));
+  auto asked = requests.size();
+  std::string known_sha = core::lowercase(info["files"][0]["hashes"]["SHA256"].get<std::string>());
+  EXPECT_TRUE(std::any_of(requests.begin(), requests.end(), [&](const auto& q) { return q.target.find(known_sha) != std::string::npos; }));
+  civitai.rate_limit_lookups_next(100);
+  auto again = models({"scan", "comfy", "--fetch-info", "--folder", "loras", "--json"});
+  EXPECT_NE(again.exit_code, 0);
+  EXPECT_NE(again.err.find("rate-limited"), std::string::npos) << again.err;
+  for (std::size_t i = asked; i < civitai.requests().size(); ++i)
+    EXPECT_EQ(civitai.requests()[i].target.find(known_sha), std::string::npos)
+        << "known.safetensors was looked up again";
 }
 
 }  // namespace
