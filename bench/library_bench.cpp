@@ -21,7 +21,9 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 using autopod::testing::SynthTensor;
 
-double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 void populate(const fs::path& root, int files) {
   namespace t = autopod::testing;
@@ -51,17 +53,30 @@ int main() {
     return 1;
   }
   auto key = dir / "id_ed25519";
-  (void)autopod::core::run_capture({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key.string()});
+  (void)autopod::core::run_capture(
+      {"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key.string()});
   (void)(*sshd)->authorize(autopod::core::read_file(key.string() + ".pub").value());
-  std::vector<std::string> ssh = {"ssh", "-i", key.string(), "-p", std::to_string((*sshd)->port()), "-o", "BatchMode=yes",
-                                  "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o",
-                                  "LogLevel=ERROR", (*sshd)->user() + "@127.0.0.1"};
+  std::vector<std::string> ssh = {"ssh",
+                                  "-i",
+                                  key.string(),
+                                  "-p",
+                                  std::to_string((*sshd)->port()),
+                                  "-o",
+                                  "BatchMode=yes",
+                                  "-o",
+                                  "StrictHostKeyChecking=no",
+                                  "-o",
+                                  "UserKnownHostsFile=/dev/null",
+                                  "-o",
+                                  "LogLevel=ERROR",
+                                  (*sshd)->user() + "@127.0.0.1"};
   std::uint64_t wire = 0;
   autopod::models::PodExec exec = [&](const std::string& command, const std::string& input) {
     auto argv = ssh;
     argv.push_back(command);
     auto r = autopod::core::run_capture(argv, input);
-    if (r) wire += r->out.size();
+    if (r)
+      wire += r->out.size();
     return r;
   };
   auto root = dir / "models";
@@ -80,7 +95,8 @@ int main() {
     return argv;
   };
   auto [connect_s, _] = run(with("true"));
-  auto [head_s, head_bytes] = run(with("find " + root.string() + " -type f -exec head -c 65536 {} +"));
+  auto [head_s, head_bytes] =
+      run(with("find " + root.string() + " -type f -exec head -c 65536 {} +"));
   auto t = Clock::now();
   auto listing = autopod::models::list_library(exec, root.string(), {});
   double ls_s = since(t);
@@ -97,12 +113,16 @@ int main() {
   double per_file_wire = static_cast<double>(wire) / k_files;
   std::printf("models ls: %zu files (%zu recognised, %zu complete) in %.2f s, %d round trip(s)\n",
               listing->files.size(), recognised, complete, ls_s, listing->round_trips);
-  std::printf("  header bytes read per file: %.0f (target <= 65536), over the wire per file: %.0f\n", per_file_read,
-              per_file_wire);
-  std::printf("  baseline ssh true: %.2f s (ls = %.1f x); find -exec head -c 65536: %.2f s, %zu bytes/file (ls = %.2f x)\n",
-              connect_s, ls_s / connect_s, head_s, head_bytes / k_files, ls_s / head_s);
+  std::printf(
+      "  header bytes read per file: %.0f (target <= 65536), over the wire per file: %.0f\n",
+      per_file_read, per_file_wire);
+  std::printf(
+      "  baseline ssh true: %.2f s (ls = %.1f x); find -exec head -c 65536: %.2f s, %zu bytes/file "
+      "(ls = %.2f x)\n",
+      connect_s, ls_s / connect_s, head_s, head_bytes / k_files, ls_s / head_s);
   bool ok = listing->files.size() == k_files && per_file_read <= 65536 && ls_s < 5;
-  std::printf("%s: target <= 64 KiB per file and < 5 s for %d files\n", ok ? "PASS" : "FAIL", k_files);
+  std::printf("%s: target <= 64 KiB per file and < 5 s for %d files\n", ok ? "PASS" : "FAIL",
+              k_files);
   sshd->reset();
   fs::remove_all(dir);
   return ok ? 0 : 1;

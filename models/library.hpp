@@ -7,12 +7,11 @@
 
 #include <cstdint>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "core/clock.hpp"
 #include "core/http.hpp"
@@ -32,17 +31,17 @@ inline constexpr std::uint64_t k_header_first_read = 64u << 10;
 
 struct Tensor {
   std::string name;
-  std::string dtype;                // "F16", "BF16", "F8_E4M3", ...
-  std::vector<std::int64_t> shape;  // at most 8 dimensions
-  std::uint64_t begin = 0, end = 0; // [begin, end) in the data buffer
+  std::string dtype;                 // "F16", "BF16", "F8_E4M3", ...
+  std::vector<std::int64_t> shape;   // at most 8 dimensions
+  std::uint64_t begin = 0, end = 0;  // [begin, end) in the data buffer
 };
 
 // A parsed safetensors header (§4.1): 8-byte LE length N, N bytes of JSON, then the data.
 struct SafetensorsHeader {
-  std::uint64_t header_length = 0;               // N
-  std::map<std::string, std::string> metadata;   // __metadata__ (string -> string only)
-  std::vector<Tensor> tensors;                   // sorted by begin
-  std::uint64_t data_bytes = 0;                  // the largest data end
+  std::uint64_t header_length = 0;              // N
+  std::map<std::string, std::string> metadata;  // __metadata__ (string -> string only)
+  std::vector<Tensor> tensors;                  // sorted by begin
+  std::uint64_t data_bytes = 0;                 // the largest data end
   // The size a complete file has: 8 + N + the largest data end.
   std::uint64_t expected_size() const { return 8 + header_length + data_bytes; }
   const Tensor* find(std::string_view name) const;
@@ -83,7 +82,15 @@ core::Result<GgufHeader> parse_gguf_header(std::string_view bytes);
 
 // What a model file is, as far as its header tells; "unknown" is never replaced by a guess.
 enum class ModelKind {
-  checkpoint, diffusion_model, lora, vae, text_encoder, controlnet, upscaler, embedding, unknown
+  checkpoint,
+  diffusion_model,
+  lora,
+  vae,
+  text_encoder,
+  controlnet,
+  upscaler,
+  embedding,
+  unknown
 };
 const char* to_string(ModelKind kind);
 
@@ -108,7 +115,7 @@ Recognition recognise_by_name(const std::string& file_name, const std::string& f
 struct LibraryFile {
   std::string path;      // on the machine that holds it
   std::string relative;  // to the models root ("loras/sdxl/x.safetensors")
-  std::string folder;  // the ComfyUI folder: the first directory under the root
+  std::string folder;    // the ComfyUI folder: the first directory under the root
   std::int64_t size = 0;
   std::int64_t mtime_ns = 0;
   std::string format;  // "safetensors", "gguf" or the extension ("ckpt", "pth", ...)
@@ -117,14 +124,14 @@ struct LibraryFile {
   // "malformed" (the header fails its checks, or bytes follow the data), "-" when the format
   // cannot tell.
   std::string completeness = "-";
-  std::string problem;            // why incomplete or malformed
-  std::string sha256;             // from the hash cache or autopod's record; empty: unknown
-  std::vector<std::string> sidecars;  // names beside it sharing its stem (§5)
-  std::string preview;            // the sidecar a viewer shows first; empty: none
+  std::string problem;                 // why incomplete or malformed
+  std::string sha256;                  // from the hash cache or autopod's record; empty: unknown
+  std::vector<std::string> sidecars;   // names beside it sharing its stem (§5)
+  std::string preview;                 // the sidecar a viewer shows first; empty: none
   std::optional<PlacedRecord> record;  // when autopod placed it (NAME.autopod.json)
   std::map<std::string, std::string> metadata;  // safetensors __metadata__ or GGUF KVs
   std::size_t tensor_count = 0;
-  std::map<std::string, std::size_t> dtypes;    // tensors per dtype
+  std::map<std::string, std::size_t> dtypes;         // tensors per dtype
   std::map<std::string, std::string> sidecar_texts;  // info: metadata sidecars' text (256 KiB each)
 };
 
@@ -135,8 +142,8 @@ struct LibraryListing {
 };
 
 struct LibraryQuery {
-  std::string folder;               // only this folder; empty: every folder
-  std::vector<std::string> paths;   // only these files (relative to the root, or absolute)
+  std::string folder;              // only this folder; empty: every folder
+  std::vector<std::string> paths;  // only these files (relative to the root, or absolute)
   bool sidecar_texts = false;
 };
 
@@ -144,7 +151,8 @@ struct LibraryQuery {
 // with `sh -c`): one request that returns up to 64 KiB of header per file, and one more for
 // all safetensors headers larger than that (up to k_header_read_cap). remote with the pod's
 // message for a path outside the root or a missing root.
-core::Result<LibraryListing> list_library(const PodExec& exec, const std::string& root,
+core::Result<LibraryListing> list_library(const PodExec& exec,
+                                          const std::string& root,
                                           const LibraryQuery& query);
 
 struct HashedFile {
@@ -156,40 +164,49 @@ struct HashedFile {
 
 // Hashes every model under `root` (or `paths`) on that machine, reading a file only when its
 // STEM.sha256 does not carry its current mtime, and writes the cache (temp + rename).
-core::Result<std::vector<HashedFile>> hash_library(const PodExec& exec, const std::string& root,
+core::Result<std::vector<HashedFile>> hash_library(const PodExec& exec,
+                                                   const std::string& root,
                                                    const std::vector<std::string>& paths);
 
 // Sets keys of the model's STEM.metadata.json (Lora-Manager's format; other keys kept) and/or
 // writes STEM.preview.EXT from `preview_file` on this machine; each written atomically.
 // Returns the files written. invalid_argument for a key without "=" or an unreadable image.
-core::Result<std::vector<std::string>> write_meta(const PodExec& exec, const std::string& root,
+core::Result<std::vector<std::string>> write_meta(const PodExec& exec,
+                                                  const std::string& root,
                                                   const std::string& path,
                                                   const std::vector<std::string>& sets,
                                                   const std::string& preview_file);
 
 // Removes each model and every sidecar sharing its stem; checks every path first (a model file
 // under the root), so a refusal removes nothing. Returns what was removed.
-core::Result<std::vector<std::string>> remove_models(const PodExec& exec, const std::string& root,
+core::Result<std::vector<std::string>> remove_models(const PodExec& exec,
+                                                     const std::string& root,
                                                      const std::vector<std::string>& paths);
 
 // Civitai's version JSON for a file's sha256 (GET /api/v1/model-versions/by-hash, §2.3), or
 // nullopt when Civitai knows no such file (404). 429 and 5xx are retried per `policy`, then
 // rate_limited / remote.
-core::Result<std::optional<nlohmann::json>> civitai_by_hash(core::HttpTransport& http, const Endpoints& endpoints,
-                                                            const std::string& sha256,
-                                                            core::Clock& clock = core::system_clock(),
-                                                            const core::RetryPolicy& policy = {});
+core::Result<std::optional<nlohmann::json>> civitai_by_hash(
+    core::HttpTransport& http,
+    const Endpoints& endpoints,
+    const std::string& sha256,
+    core::Clock& clock = core::system_clock(),
+    const core::RetryPolicy& policy = {});
 // The bytes of a public preview image (at most 16 MiB; no token is sent).
-core::Result<std::string> fetch_preview(core::HttpTransport& http, const Endpoints& endpoints, const std::string& url,
+core::Result<std::string> fetch_preview(core::HttpTransport& http,
+                                        const Endpoints& endpoints,
+                                        const std::string& url,
                                         core::Clock& clock = core::system_clock(),
                                         const core::RetryPolicy& policy = {});
 
 // Writes sidecars beside the model at `path` in one request, each atomically: `files` maps a
 // suffix after the stem (".civitai.info") to its text, overwriting; `preview` (ext, bytes) is
 // written as STEM.preview.EXT only when the model has no preview yet. Returns what was written.
-core::Result<std::vector<std::string>> write_sidecars(const PodExec& exec, const std::string& root,
-                                                      const std::string& path,
-                                                      const std::map<std::string, std::string>& files,
-                                                      const std::optional<std::pair<std::string, std::string>>& preview);
+core::Result<std::vector<std::string>> write_sidecars(
+    const PodExec& exec,
+    const std::string& root,
+    const std::string& path,
+    const std::map<std::string, std::string>& files,
+    const std::optional<std::pair<std::string, std::string>>& preview);
 
 }  // namespace autopod::models

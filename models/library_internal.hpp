@@ -1,9 +1,8 @@
 #pragma once
 // Internal to models/: the model library's pieces shared by library.cpp and library_pod.cpp.
 
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "models/library.hpp"
 

@@ -16,8 +16,12 @@ struct ModelsRoot {
   std::string root;
 };
 // The root of pod `pod` (empty: the only pod), `root` overriding the pod's own when not empty.
-using ReachModelsRoot = std::function<core::Result<ModelsRoot>(const std::string& pod, const std::string& root)>;
+using ReachModelsRoot =
+    std::function<core::Result<ModelsRoot>(const std::string& pod, const std::string& root)>;
 
-void add_models_library_commands(CLI::App& models, Context& ctx, int& exit_code, ReachModelsRoot reach_pod);
+void add_models_library_commands(CLI::App& models,
+                                 Context& ctx,
+                                 int& exit_code,
+                                 ReachModelsRoot reach_pod);
 
 }  // namespace autopod::agent

@@ -20,14 +20,16 @@ struct LibraryCli : Cli {
     write_safetensors(root / "checkpoints" / "xl.safetensors", sdxl_checkpoint());
     write_safetensors(root / "checkpoints" / "cut.safetensors", sd1_checkpoint(), {}, 4096);
     write_safetensors(root / "diffusion_models" / "schnell.safetensors", flux_diffusion(false));
-    write_safetensors(root / "loras" / "style.safetensors", kohya_lora("input_blocks_4_1_transformer_blocks_0", 2048, "lora_te1_"),
+    write_safetensors(root / "loras" / "style.safetensors",
+                      kohya_lora("input_blocks_4_1_transformer_blocks_0", 2048, "lora_te1_"),
                       {{"ss_output_name", "style"}, {"modelspec.trigger_phrase", "red fox"}});
     write_safetensors(root / "vae" / "ae.safetensors", vae(16));
     write_safetensors(root / "text_encoders" / "clip_l.safetensors", clip(768, 12));
     std::filesystem::create_directories(root / "upscale_models");
     std::ofstream(root / "upscale_models" / "4x.pth") << "PK\x03\x04 not really";
     std::ofstream(root / "loras" / "style.webp") << "img";
-    std::ofstream(root / "loras" / "style.safetensors.autopod.json") << R"({"version":1,"source":"civitai:20","folder":"loras"})";
+    std::ofstream(root / "loras" / "style.safetensors.autopod.json")
+        << R"({"version":1,"source":"civitai:20","folder":"loras"})";
     ASSERT_EQ(autopod({"connect", "--name", "comfy", "--timeout", "30"}).exit_code, 0);
   }
   core::ProcessOutput models(std::vector<std::string> args) {
@@ -37,7 +39,8 @@ struct LibraryCli : Cli {
   }
   json by_name(const json& files, const std::string& name) {
     for (const auto& f : files)
-      if (f["path"].get<std::string>().ends_with("/" + name)) return f;
+      if (f["path"].get<std::string>().ends_with("/" + name))
+        return f;
     ADD_FAILURE() << "no " << name << " in " << files.dump();
     return json::object();
   }
@@ -90,7 +93,8 @@ TEST_F(LibraryCli, ScanHashesOnceThenReadsTheCache) {
   EXPECT_RUN(first, 0);
   std::size_t lines = 0, read = 0;
   std::istringstream in(first.out);
-  for (std::string line; std::getline(in, line); ++lines) read += json::parse(line).value("bytes_read", std::size_t{0});
+  for (std::string line; std::getline(in, line); ++lines)
+    read += json::parse(line).value("bytes_read", std::size_t{0});
   EXPECT_EQ(lines, 7u);
   EXPECT_GT(read, 100u << 20);  // the sparse files' full sizes were hashed once
   EXPECT_TRUE(std::filesystem::exists(root / "checkpoints" / "xl.sha256"));
@@ -103,13 +107,16 @@ TEST_F(LibraryCli, ScanHashesOnceThenReadsTheCache) {
     EXPECT_EQ(j["bytes_read"], 0) << line;
   }
   auto ls = models({"ls", "comfy", "--json"});
-  EXPECT_EQ(by_name(json::parse(ls.out)["files"], "ae.safetensors")["sha256"].get<std::string>().size(), 64u);
+  EXPECT_EQ(
+      by_name(json::parse(ls.out)["files"], "ae.safetensors")["sha256"].get<std::string>().size(),
+      64u);
 }
 
 TEST_F(LibraryCli, MetaThenRmRemovesTheModelWithItsSidecarsAndRefusesOutsideTheRoot) {
   std::ofstream(dir / "p.jpg") << "jpg";
-  EXPECT_RUN(models({"meta", "loras/style.safetensors", "comfy", "--set", "trigger_words=fox, red", "--preview",
-                     (dir / "p.jpg").string()}), 0);
+  EXPECT_RUN(models({"meta", "loras/style.safetensors", "comfy", "--set", "trigger_words=fox, red",
+                     "--preview", (dir / "p.jpg").string()}),
+             0);
   EXPECT_TRUE(std::filesystem::exists(root / "loras" / "style.preview.jpg"));
   EXPECT_TRUE(std::filesystem::exists(root / "loras" / "style.metadata.json"));
 
@@ -118,7 +125,8 @@ TEST_F(LibraryCli, MetaThenRmRemovesTheModelWithItsSidecarsAndRefusesOutsideTheR
   EXPECT_NE(outside.exit_code, 0);
   EXPECT_NE(outside.err.find("outside the models root"), std::string::npos) << outside.err;
   EXPECT_TRUE(std::filesystem::exists(dir / "outside.safetensors"));
-  auto unasked = models({"rm", "loras/style.safetensors", "--pod", "comfy"});  // no terminal, no --yes
+  auto unasked =
+      models({"rm", "loras/style.safetensors", "--pod", "comfy"});  // no terminal, no --yes
   EXPECT_RUN(unasked, 2);
   EXPECT_TRUE(std::filesystem::exists(root / "loras" / "style.safetensors"));
 
@@ -140,7 +148,8 @@ TEST_F(LibraryCli, ScanFetchInfoLooksHashesUpOnCivitai) {
   std::string header = safetensors_header(tensors);
   std::string bytes = header + std::string(safetensors_size(tensors, header) - header.size(), '\0');
   std::ofstream(root / "loras" / "known.safetensors", std::ios::binary) << bytes;
-  civitai.add_version("7", "77", "LORA", {sandbox::CivitaiFile{"777", "known.safetensors", "Model", true, bytes}});
+  civitai.add_version("7", "77", "LORA",
+                      {sandbox::CivitaiFile{"777", "known.safetensors", "Model", true, bytes}});
   civitai.add_image("77", "\x89PNG preview");
   civitai.rate_limit_lookups_next(1);
   env.push_back("CIVITAI_ENDPOINT=" + civitai.url());
@@ -155,10 +164,13 @@ TEST_F(LibraryCli, ScanFetchInfoLooksHashesUpOnCivitai) {
   EXPECT_FALSE(std::filesystem::exists(root / "loras" / "style.preview.png"));  // it had style.webp
 
   auto requests = civitai.requests();
-  EXPECT_TRUE(std::any_of(requests.begin(), requests.end(), [](const auto& q) { return q.status == 429; }));
+  EXPECT_TRUE(
+      std::any_of(requests.begin(), requests.end(), [](const auto& q) { return q.status == 429; }));
   auto asked = requests.size();
   std::string known_sha = core::lowercase(info["files"][0]["hashes"]["SHA256"].get<std::string>());
-  EXPECT_TRUE(std::any_of(requests.begin(), requests.end(), [&](const auto& q) { return q.target.find(known_sha) != std::string::npos; }));
+  EXPECT_TRUE(std::any_of(requests.begin(), requests.end(), [&](const auto& q) {
+    return q.target.find(known_sha) != std::string::npos;
+  }));
   civitai.rate_limit_lookups_next(100);
   auto again = models({"scan", "comfy", "--fetch-info", "--folder", "loras", "--json"});
   EXPECT_NE(again.exit_code, 0);

@@ -13,10 +13,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   namespace m = autopod::models;
   if (auto h = m::parse_safetensors_header(bytes)) {
     auto r = m::recognise(*h);
-    if (h->expected_size() < 8 + h->header_length) __builtin_trap();  // the size cannot wrap
+    if (h->expected_size() < 8 + h->header_length)
+      __builtin_trap();  // the size cannot wrap
     (void)r;
   }
-  if (auto g = m::parse_gguf_header(bytes)) (void)m::recognise(*g);
+  if (auto g = m::parse_gguf_header(bytes))
+    (void)m::recognise(*g);
   (void)m::recognise_by_name(std::string(bytes.substr(0, 64)), "loras");
   return 0;
 }

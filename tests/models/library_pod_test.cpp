@@ -2,7 +2,6 @@
 // `sh -c` on this machine playing the pod, on synthetic sparse model files in a temp root.
 
 #include <gtest/gtest.h>
-
 #include <sys/stat.h>
 
 #include "core/process.hpp"
@@ -25,7 +24,8 @@ struct Library : ::testing::Test {
 
   const models::LibraryFile* find(const models::LibraryListing& l, const std::string& name) {
     for (const auto& f : l.files)
-      if (std::filesystem::path(f.path).filename() == name) return &f;
+      if (std::filesystem::path(f.path).filename() == name)
+        return &f;
     ADD_FAILURE() << "no " << name << " listed";
     return nullptr;
   }
@@ -33,7 +33,8 @@ struct Library : ::testing::Test {
 
 TEST_F(Library, ListsEachArchitectureWithCompletenessInOneRoundTrip) {
   write_safetensors(root / "checkpoints" / "xl.safetensors", sdxl_checkpoint());
-  write_safetensors(root / "checkpoints" / "sd15.safetensors", sd1_checkpoint(), {}, 1000);  // cut short
+  write_safetensors(root / "checkpoints" / "sd15.safetensors", sd1_checkpoint(), {},
+                    1000);  // cut short
   write_safetensors(root / "diffusion_models" / "flux1-dev.safetensors", flux_diffusion(true));
   write_safetensors(root / "loras" / "sub" / "style.safetensors",
                     kohya_lora("input_blocks_4_1_transformer_blocks_0", 2048, "lora_te1_"));
@@ -42,7 +43,10 @@ TEST_F(Library, ListsEachArchitectureWithCompletenessInOneRoundTrip) {
   write_safetensors(root / "controlnet" / "canny.safetensors", controlnet_sd1());
   std::filesystem::create_directories(root / "upscale_models");
   { std::ofstream(root / "upscale_models" / "4x.pth") << "PK\x03\x04"; }
-  { std::ofstream(root / "diffusion_models" / "flux-q4.gguf", std::ios::binary) << gguf_bytes("flux", 15, {{"img_in.weight", 12}}); }
+  {
+    std::ofstream(root / "diffusion_models" / "flux-q4.gguf", std::ios::binary)
+        << gguf_bytes("flux", 15, {{"img_in.weight", 12}});
+  }
   { std::ofstream(root / "loras" / "sub" / "style.preview.png") << "png"; }
   { std::ofstream(root / "loras" / "sub" / "style.civitai.info") << "{}"; }
 
@@ -81,7 +85,9 @@ TEST_F(Library, ListsEachArchitectureWithCompletenessInOneRoundTrip) {
 TEST_F(Library, AHeaderAbove64KibIsFetchedInOneMoreRequestForAllSuchFiles) {
   auto big = sdxl_checkpoint();
   for (int i = 0; i < 1500; ++i)  // ~100 KiB of header, as a real SDXL checkpoint's ~200 KiB
-    big.push_back({"model.diffusion_model.output_blocks." + std::to_string(i) + ".0.in_layers.0.weight", {320}});
+    big.push_back(
+        {"model.diffusion_model.output_blocks." + std::to_string(i) + ".0.in_layers.0.weight",
+         {320}});
   write_safetensors(root / "checkpoints" / "a.safetensors", big);
   write_safetensors(root / "checkpoints" / "b.safetensors", big);
   auto l = models::list_library(exec, root.string(), {});
@@ -119,11 +125,15 @@ TEST_F(Library, TheSecondScanReadsNoFileBodies) {
   EXPECT_FALSE(first->at(0).cached);
   EXPECT_EQ(first->at(0).bytes_read, std::filesystem::file_size(path));
   EXPECT_EQ(first->at(0).sha256, sha256_of(read_all(path)));
-  EXPECT_EQ(read_all(root / "loras" / "x.sha256"), first->at(0).sha256);  // plain hex, as pysssss reads it
+  EXPECT_EQ(read_all(root / "loras" / "x.sha256"),
+            first->at(0).sha256);  // plain hex, as pysssss reads it
 
   struct stat before {};
   ASSERT_EQ(::stat(path.c_str(), &before), 0);
-  { std::fstream(path, std::ios::in | std::ios::out | std::ios::binary).seekp(-1, std::ios::end) << 'Z'; }
+  {
+    std::fstream(path, std::ios::in | std::ios::out | std::ios::binary).seekp(-1, std::ios::end)
+        << 'Z';
+  }
   timespec times[2] = {before.st_atim, before.st_mtim};
   ASSERT_EQ(::utimensat(AT_FDCWD, path.c_str(), times, 0), 0);
   auto second = models::hash_library(exec, root.string(), {});
@@ -135,7 +145,8 @@ TEST_F(Library, TheSecondScanReadsNoFileBodies) {
   auto l = models::list_library(exec, root.string(), {});
   ASSERT_TRUE(l);
   EXPECT_EQ(l->files.at(0).sha256, first->at(0).sha256);
-  std::filesystem::last_write_time(path, std::filesystem::file_time_type::clock::now());  // touched: stale
+  std::filesystem::last_write_time(
+      path, std::filesystem::file_time_type::clock::now());  // touched: stale
   auto third = models::hash_library(exec, root.string(), {});
   ASSERT_TRUE(third);
   EXPECT_FALSE(third->at(0).cached);
@@ -145,10 +156,14 @@ TEST_F(Library, TheSecondScanReadsNoFileBodies) {
 TEST_F(Library, MetaKeepsUnknownKeysAndWritesThePreview) {
   auto path = root / "loras" / "x.safetensors";
   write_safetensors(path, kohya_lora("down_blocks_0", 768, "lora_te_"));
-  { std::ofstream(root / "loras" / "x.metadata.json") << R"({"favorite": true, "civitai": {"id": 7}, "notes": "old"})"; }
+  {
+    std::ofstream(root / "loras" / "x.metadata.json")
+        << R"({"favorite": true, "civitai": {"id": 7}, "notes": "old"})";
+  }
   { std::ofstream(dir / "shot.PNG") << "\x89PNG fake"; }
   auto w = models::write_meta(exec, root.string(), "loras/x.safetensors",
-                              {"notes=new", "trigger_words=red fox, forest", "my_key=1"}, (dir / "shot.PNG").string());
+                              {"notes=new", "trigger_words=red fox, forest", "my_key=1"},
+                              (dir / "shot.PNG").string());
   ASSERT_TRUE(w) << w.error().describe();
   EXPECT_EQ(w->size(), 2u);
   auto j = nlohmann::json::parse(read_all(root / "loras" / "x.metadata.json"));
@@ -159,10 +174,12 @@ TEST_F(Library, MetaKeepsUnknownKeysAndWritesThePreview) {
   EXPECT_EQ(j["my_key"], "1");
   EXPECT_EQ(read_all(root / "loras" / "x.preview.png"), "\x89PNG fake");
   for (const auto& e : std::filesystem::directory_iterator(root / "loras"))
-    EXPECT_EQ(e.path().string().find(".tmp"), std::string::npos) << e.path();  // nothing half-written
+    EXPECT_EQ(e.path().string().find(".tmp"), std::string::npos)
+        << e.path();  // nothing half-written
 
-  EXPECT_EQ(models::write_meta(exec, root.string(), "loras/x.safetensors", {"novalue"}, "").error().code,
-            core::ErrorCode::invalid_argument);
+  EXPECT_EQ(
+      models::write_meta(exec, root.string(), "loras/x.safetensors", {"novalue"}, "").error().code,
+      core::ErrorCode::invalid_argument);
   auto outside = models::write_meta(exec, root.string(), "../elsewhere.safetensors", {"a=b"}, "");
   ASSERT_FALSE(outside);
   EXPECT_NE(outside.error().message.find("outside the models root"), std::string::npos);
@@ -172,10 +189,11 @@ TEST_F(Library, RmRemovesTheModelAndExactlyItsSidecars) {
   auto d = root / "loras";
   write_safetensors(d / "x.safetensors", kohya_lora("down_blocks_0", 768, "lora_te_"));
   write_safetensors(d / "x2.safetensors", kohya_lora("down_blocks_0", 768, "lora_te_"));
-  for (const char* s : {"x.preview.png", "x.png", "x.civitai.info", "x.metadata.json", "x.sha256", "x.md",
-                        "x.cm-info.json", "x.safetensors.autopod.json", "X.TXT"})
+  for (const char* s : {"x.preview.png", "x.png", "x.civitai.info", "x.metadata.json", "x.sha256",
+                        "x.md", "x.cm-info.json", "x.safetensors.autopod.json", "X.TXT"})
     std::ofstream(d / s) << "s";
-  for (const char* keep : {"x2.preview.png", "x.notes.docx", "xy.png"}) std::ofstream(d / keep) << "k";
+  for (const char* keep : {"x2.preview.png", "x.notes.docx", "xy.png"})
+    std::ofstream(d / keep) << "k";
   // A refusal anywhere removes nothing.
   auto refused = models::remove_models(exec, root.string(), {"loras/x.safetensors", "/etc/passwd"});
   ASSERT_FALSE(refused);
@@ -187,16 +205,19 @@ TEST_F(Library, RmRemovesTheModelAndExactlyItsSidecars) {
   ASSERT_TRUE(removed) << removed.error().describe();
   EXPECT_EQ(removed->size(), 10u);
   std::vector<std::string> left;
-  for (const auto& e : std::filesystem::directory_iterator(d)) left.push_back(e.path().filename().string());
+  for (const auto& e : std::filesystem::directory_iterator(d))
+    left.push_back(e.path().filename().string());
   std::sort(left.begin(), left.end());
-  EXPECT_EQ(left, (std::vector<std::string>{"x.notes.docx", "x2.preview.png", "x2.safetensors", "xy.png"}));
+  EXPECT_EQ(left, (std::vector<std::string>{"x.notes.docx", "x2.preview.png", "x2.safetensors",
+                                            "xy.png"}));
 }
 
 // The bootstrap sends the program's length in bytes and python reads that many characters:
 // one non-ASCII character would swallow the request line.
 TEST(PodProgram, IsAscii) {
   const auto& text = models::pod_program();
-  auto bad = std::find_if(text.begin(), text.end(), [](char c) { return static_cast<unsigned char>(c) > 127; });
+  auto bad = std::find_if(text.begin(), text.end(),
+                          [](char c) { return static_cast<unsigned char>(c) > 127; });
   EXPECT_EQ(bad, text.end()) << "non-ASCII at byte " << (bad - text.begin());
 }
 

@@ -1,9 +1,10 @@
 // The header parsers (hardened against hostile bytes) and recognition per architecture, on
 // synthetic headers with real tensor names and shapes.
 
+#include "models/library.hpp"
+
 #include <gtest/gtest.h>
 
-#include "models/library.hpp"
 #include "tests/models/synthetic_models.hpp"
 
 namespace autopod::testing {
@@ -13,20 +14,25 @@ using models::ModelKind;
 
 std::string with_length(std::uint64_t n, const std::string& text) {
   std::string out(8, '\0');
-  for (int i = 0; i < 8; ++i) out[static_cast<std::size_t>(i)] = static_cast<char>((n >> (8 * i)) & 0xff);
+  for (int i = 0; i < 8; ++i)
+    out[static_cast<std::size_t>(i)] = static_cast<char>((n >> (8 * i)) & 0xff);
   return out + text;
 }
-std::string raw(const std::string& text) { return with_length(text.size(), text); }
+std::string raw(const std::string& text) {
+  return with_length(text.size(), text);
+}
 
 void expect_malformed(const std::string& bytes, const std::string& what) {
   auto h = models::parse_safetensors_header(bytes);
   ASSERT_FALSE(h) << "accepted: " << what;
   EXPECT_EQ(h.error().code, core::ErrorCode::protocol) << h.error().message;
-  EXPECT_NE(h.error().message.find("malformed safetensors header"), std::string::npos) << h.error().message;
+  EXPECT_NE(h.error().message.find("malformed safetensors header"), std::string::npos)
+      << h.error().message;
   EXPECT_NE(h.error().message.find(what), std::string::npos) << h.error().message;
 }
 
-models::Recognition recognise(const std::vector<SynthTensor>& t, const std::map<std::string, std::string>& meta = {}) {
+models::Recognition recognise(const std::vector<SynthTensor>& t,
+                              const std::map<std::string, std::string>& meta = {}) {
   auto h = models::parse_safetensors_header(safetensors_header(t, meta));
   EXPECT_TRUE(h) << (h ? "" : h.error().message);
   return h ? models::recognise(*h) : models::Recognition{};
@@ -59,37 +65,48 @@ TEST(SafetensorsHeader, HostileHeadersAreMalformedNeverACrash) {
   expect_malformed(raw("\"text\""), "not a JSON object");
   expect_malformed(raw("{\"a\":"), "not valid JSON");
   expect_malformed(raw(std::string(100000, '[') + std::string(100000, ']')), "not a JSON object");
-  expect_malformed(raw("{\"a\":" + std::string(50000, '[') + std::string(50000, ']') + "}"), "deeper than 3");
-  expect_malformed(raw(R"({"a":{"dtype":"F16","shape":[1],"data_offsets":[0,2]},"a":{"dtype":"F16","shape":[1],"data_offsets":[2,4]}})"),
-                   "appears twice");
-  expect_malformed(raw(R"({"a":{"dtype":"F16","shape":[2],"data_offsets":[0,4]},"b":{"dtype":"F16","shape":[2],"data_offsets":[2,6]}})"),
-                   "overlaps");
-  expect_malformed(raw(R"({"a":{"dtype":"F16","shape":[2],"data_offsets":[0,4]},"b":{"dtype":"F16","shape":[2],"data_offsets":[8,12]}})"),
-                   "gap");
+  expect_malformed(raw("{\"a\":" + std::string(50000, '[') + std::string(50000, ']') + "}"),
+                   "deeper than 3");
+  expect_malformed(
+      raw(R"({"a":{"dtype":"F16","shape":[1],"data_offsets":[0,2]},"a":{"dtype":"F16","shape":[1],"data_offsets":[2,4]}})"),
+      "appears twice");
+  expect_malformed(
+      raw(R"({"a":{"dtype":"F16","shape":[2],"data_offsets":[0,4]},"b":{"dtype":"F16","shape":[2],"data_offsets":[2,6]}})"),
+      "overlaps");
+  expect_malformed(
+      raw(R"({"a":{"dtype":"F16","shape":[2],"data_offsets":[0,4]},"b":{"dtype":"F16","shape":[2],"data_offsets":[8,12]}})"),
+      "gap");
   expect_malformed(raw(R"({"a":{"dtype":"F16","shape":[3],"data_offsets":[0,4]}})"), "need 6");
-  expect_malformed(raw(R"({"a":{"dtype":"F16","shape":[4294967296,4294967296,4],"data_offsets":[0,4]}})"),
-                   "more than 2^64");
-  expect_malformed(raw(R"({"a":{"dtype":"F16","shape":[-1],"data_offsets":[0,2]}})"), "non-negative");
+  expect_malformed(
+      raw(R"({"a":{"dtype":"F16","shape":[4294967296,4294967296,4],"data_offsets":[0,4]}})"),
+      "more than 2^64");
+  expect_malformed(raw(R"({"a":{"dtype":"F16","shape":[-1],"data_offsets":[0,2]}})"),
+                   "non-negative");
   expect_malformed(raw(R"({"a":{"dtype":"F16","shape":[1],"data_offsets":[4,2]}})"), "ends before");
   expect_malformed(raw(R"({"a":{"dtype":"F16","shape":[1]}})"), "needs dtype");
   expect_malformed(raw(R"({"a":{"dtype":"F16","shape":[1,1,1,1,1,1,1,1,1],"data_offsets":[0,2]}})"),
                    "9 dimensions");
   expect_malformed(raw(R"({"__metadata__":{"k":{"nested":1}}})"), "not a string");
   std::string huge_list = "{\"a\":{\"dtype\":\"F16\",\"shape\":[";
-  for (int i = 0; i < 200000; ++i) huge_list += "1,";
+  for (int i = 0; i < 200000; ++i)
+    huge_list += "1,";
   huge_list += "1],\"data_offsets\":[0,2]}}";
   expect_malformed(raw(huge_list), "200001 dimensions");
 }
 
 TEST(SafetensorsHeader, AnUnknownDtypeKeepsTheTilingCheck) {
-  auto h = models::parse_safetensors_header(raw(R"({"a":{"dtype":"F3_NEW","shape":[7],"data_offsets":[0,3]}})"));
+  auto h = models::parse_safetensors_header(
+      raw(R"({"a":{"dtype":"F3_NEW","shape":[7],"data_offsets":[0,3]}})"));
   ASSERT_TRUE(h) << h.error().message;
   EXPECT_EQ(h->data_bytes, 3u);
 }
 
 TEST(GgufHeader, ReadsArchitectureFileTypeAndTheDominantTensorType) {
-  auto bytes = gguf_bytes("flux", 15, {{"img_in.weight", 12}, {"double_blocks.0.img_attn.qkv.weight", 12},
-                                       {"guidance_in.in_layer.weight", 0}, {"final_layer.linear.weight", 12}});
+  auto bytes = gguf_bytes("flux", 15,
+                          {{"img_in.weight", 12},
+                           {"double_blocks.0.img_attn.qkv.weight", 12},
+                           {"guidance_in.in_layer.weight", 0},
+                           {"final_layer.linear.weight", 12}});
   auto h = models::parse_gguf_header(bytes);
   ASSERT_TRUE(h) << h.error().message;
   EXPECT_EQ(h->version, 3u);
@@ -152,31 +169,43 @@ TEST(Recognise, DiffusionTransformers) {
   EXPECT_EQ(recognise(flux_diffusion(false)).variant, "schnell");
   auto prefixed = flux_diffusion(true, "model.diffusion_model.");
   EXPECT_EQ(recognise(prefixed).kind, ModelKind::diffusion_model);  // no VAE: not a checkpoint
-  auto unknown = recognise({{"blocks.0.attn.weight", {64, 64}}, {"blocks.1.attn.weight", {64, 64}}});
+  auto unknown =
+      recognise({{"blocks.0.attn.weight", {64, 64}}, {"blocks.1.attn.weight", {64, 64}}});
   EXPECT_EQ(unknown.kind, ModelKind::unknown);
   EXPECT_EQ(unknown.architecture, "unknown");
 }
 
 TEST(Recognise, LorasAndTheirBase) {
-  auto sd1 = recognise(kohya_lora("down_blocks_1_attentions_0_transformer_blocks_0", 768, "lora_te_"));
+  auto sd1 =
+      recognise(kohya_lora("down_blocks_1_attentions_0_transformer_blocks_0", 768, "lora_te_"));
   EXPECT_EQ(sd1.kind, ModelKind::lora);
   EXPECT_EQ(sd1.base, "sd1");
-  EXPECT_EQ(recognise(kohya_lora("down_blocks_1_attentions_0_transformer_blocks_0", 1024, "lora_te_")).base, "sd2");
-  EXPECT_EQ(recognise(kohya_lora("input_blocks_4_1_transformer_blocks_0", 2048, "lora_te1_")).base, "sdxl");
+  EXPECT_EQ(
+      recognise(kohya_lora("down_blocks_1_attentions_0_transformer_blocks_0", 1024, "lora_te_"))
+          .base,
+      "sd2");
+  EXPECT_EQ(recognise(kohya_lora("input_blocks_4_1_transformer_blocks_0", 2048, "lora_te1_")).base,
+            "sdxl");
   EXPECT_EQ(recognise({{"lora_unet_double_blocks_0_img_attn_qkv.lora_down.weight", {16, 3072}},
-                       {"lora_unet_double_blocks_0_img_attn_qkv.lora_up.weight", {9216, 16}}}).base,
+                       {"lora_unet_double_blocks_0_img_attn_qkv.lora_up.weight", {9216, 16}}})
+                .base,
             "flux");
-  EXPECT_EQ(recognise({{"transformer.single_transformer_blocks.0.attn.to_k.lora_A.weight", {16, 3072}},
-                       {"transformer.single_transformer_blocks.0.attn.to_k.lora_B.weight", {3072, 16}}}).base,
-            "flux");
+  EXPECT_EQ(
+      recognise({{"transformer.single_transformer_blocks.0.attn.to_k.lora_A.weight", {16, 3072}},
+                 {"transformer.single_transformer_blocks.0.attn.to_k.lora_B.weight", {3072, 16}}})
+          .base,
+      "flux");
   // Metadata wins over key names that cannot tell.
   EXPECT_EQ(recognise({{"lora_unet_mid_block_attentions_0_proj_in.lora_down.weight", {16, 1280}}},
-                      {{"ss_base_model_version", "sdxl_base_v1-0"}}).base, "sdxl");
+                      {{"ss_base_model_version", "sdxl_base_v1-0"}})
+                .base,
+            "sdxl");
   auto loha = recognise({{"lora_unet_down_blocks_0_attentions_0_proj_in.hada_w1_a", {320, 8}},
                          {"lora_unet_down_blocks_0_attentions_0_proj_in.hada_w1_b", {8, 320}}});
   EXPECT_EQ(loha.kind, ModelKind::lora);
   EXPECT_EQ(loha.architecture, "lycoris");
-  EXPECT_EQ(loha.base, "unknown");  // down_blocks naming fits SD1 and SD2; no to_k to tell them apart
+  EXPECT_EQ(loha.base,
+            "unknown");  // down_blocks naming fits SD1 and SD2; no to_k to tell them apart
 }
 
 TEST(Recognise, VaesTextEncodersControlnetsAndEmbeddings) {
