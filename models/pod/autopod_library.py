@@ -52,7 +52,8 @@ def model_files(root, folder):
         if d == root:
             continue
         for n in sorted(names):
-            if n.lower().endswith(MODEL_EXTS) and not n.startswith("."):
+            # Regular files only: opening a FIFO or a device named *.safetensors would block.
+            if n.lower().endswith(MODEL_EXTS) and not n.startswith(".") and os.path.isfile(os.path.join(d, n)):
                 yield d, n, names
 
 
@@ -139,11 +140,12 @@ def op_hash(req):
         cached = hash_cache(path, st)
         item = {"path": path, "size": st.st_size, "cached": cached is not None, "bytes_read": 0}
         if cached is None:
-            h = hashlib.sha256()
-            with open(path, "rb") as f:
-                for block in iter(lambda: f.read(8 << 20), b""):
-                    h.update(block)
-                    item["bytes_read"] += len(block)
+            h, buf = hashlib.sha256(), bytearray(1 << 20)
+            view = memoryview(buf)
+            with open(path, "rb", buffering=0) as f:
+                for n in iter(lambda: f.readinto(buf), 0):  # one buffer: no allocation per block
+                    h.update(view[:n])
+                    item["bytes_read"] += n
             if os.stat(path).st_mtime_ns != st.st_mtime_ns:
                 raise Fail("%s changed while it was hashed; scan again" % path)
             cached = h.hexdigest()

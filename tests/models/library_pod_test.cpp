@@ -105,6 +105,7 @@ TEST_F(Library, MalformedHeadersAreReportedNotFatal) {
   std::filesystem::create_directories(root / "loras");
   { std::ofstream(root / "loras" / "html.safetensors") << "<!DOCTYPE html><html>login</html>"; }
   { std::ofstream(root / "loras" / "tiny.safetensors") << "abc"; }
+  ASSERT_EQ(::mkfifo((root / "loras" / "pipe.safetensors").c_str(), 0600), 0);  // never opened
   auto l = models::list_library(exec, root.string(), {});
   ASSERT_TRUE(l) << l.error().describe();
   ASSERT_EQ(l->files.size(), 2u);
