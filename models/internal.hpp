@@ -77,6 +77,7 @@ class Sha256 {
   Sha256();
   void update(const void* data, std::size_t n);
   std::string hex();  // finishes; call once
+  Sha256 copy() const;  // the state so far, to finish one branch and go on with the other
 
  private:
   struct Free {

@@ -167,6 +167,12 @@ struct PlacedRecord {
 };
 
 std::filesystem::path record_path(const std::filesystem::path& model_file);
+// The record as written to its file (JSON with a "version"), for writers on the pod side too.
+std::string record_text(const PlacedRecord& record);
+// The source of a file `models push` sent from this machine ("push:NAME"): there is nowhere to
+// fetch it again, so `sync --prune` leaves such files alone.
+std::string pushed_source(const std::string& local_name);
+bool is_pushed(const PlacedRecord& record);
 core::Status write_record(const std::filesystem::path& model_file, const PlacedRecord& record);
 // not_found when the model has no record.
 core::Result<PlacedRecord> read_record(const std::filesystem::path& model_file);

@@ -19,11 +19,19 @@ std::filesystem::path record_path(const std::filesystem::path& model_file) {
   return model_file.parent_path() / (model_file.filename().string() + k_suffix);
 }
 
-core::Status write_record(const std::filesystem::path& model_file, const PlacedRecord& r) {
+std::string record_text(const PlacedRecord& r) {
   nlohmann::json j = {{"version", 1},       {"source", r.source},     {"folder", r.folder},
                       {"name", r.name},     {"revision", r.revision}, {"etag", r.etag},
                       {"size", r.size},     {"mtime_ns", r.mtime_ns}, {"sha256", r.sha256}};
-  return core::write_file_atomic(record_path(model_file), j.dump(2) + "\n", 0644);
+  return j.dump(2) + "\n";
+}
+
+std::string pushed_source(const std::string& local_name) { return "push:" + local_name; }
+
+bool is_pushed(const PlacedRecord& r) { return r.source.rfind("push:", 0) == 0; }
+
+core::Status write_record(const std::filesystem::path& model_file, const PlacedRecord& r) {
+  return core::write_file_atomic(record_path(model_file), record_text(r), 0644);
 }
 
 core::Result<PlacedRecord> read_record(const std::filesystem::path& model_file) {

@@ -100,6 +100,7 @@ core::Result<SyncPlan> plan_sync(const Manifest& manifest, const RootListing& li
   if (prune == Prune::yes) {
     for (const auto& placed : listing.placed) {
       if (wanted.count(placed.path)) continue;
+      if (is_pushed(placed.record)) continue;  // sent from a laptop: no source to fetch it again
       PlanItem item;
       item.action = Action::prune;
       item.path = placed.path;

@@ -19,6 +19,12 @@ void Sha256::update(const void* data, std::size_t n) {
   ASSERT(EVP_DigestUpdate(m_ctx.get(), data, n) == 1);
 }
 
+Sha256 Sha256::copy() const {
+  Sha256 other;
+  ASSERT(EVP_MD_CTX_copy_ex(other.m_ctx.get(), m_ctx.get()) == 1);
+  return other;
+}
+
 std::string Sha256::hex() {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int len = 0;

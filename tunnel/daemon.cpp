@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <malloc.h>
+
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -83,7 +85,7 @@ class Daemon {
     ::signal(SIGPIPE, SIG_IGN);
     m_signals = ::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
     TRY_ASSIGN(m_listeners, listen_on(m_spec.forwards));
-    SshTarget target;
+    core::SshTarget target;
     target.endpoint = m_spec.ssh;
     target.known_hosts = m_home.known_hosts();
     target.timeout = m_spec.connect_timeout;
@@ -240,6 +242,16 @@ class Daemon {
     return static_cast<int>(std::clamp<long long>(wait, 0, 3600 * 1000));
   }
 
+  // A burst of connections leaves their freed buffers resident (glibc returns only the top of
+  // the heap by itself): hand them back when the last connection closes, so that the next burst
+  // reuses pages instead of adding to them and a daemon that runs for weeks stays small.
+  void trim_when_idle() {
+    auto s = m_pool->stats();
+    bool busy = s.connections_open > 0 || s.opens_pending > 0;
+    if (m_had_connections && !busy) ::malloc_trim(0);
+    m_had_connections = busy;
+  }
+
   int loop() {
     std::vector<pollfd> fds;
     bool progress = false;
@@ -281,6 +293,7 @@ class Daemon {
         } else {
           progress = *r;
         }
+        trim_when_idle();
       }
       if (!m_pool->connected() && SteadyClock::now() >= m_next_attempt) {
         if (!try_reconnect()) return 2;
@@ -292,6 +305,7 @@ class Daemon {
   core::Home m_home;
   TunnelSpec m_spec;
   Registry m_registry;
+  bool m_had_connections = false;
   std::shared_ptr<spdlog::logger> m_log;
   std::vector<Listener> m_listeners;
   int m_control = -1;

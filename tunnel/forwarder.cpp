@@ -8,7 +8,7 @@
 
 #include "core/log.hpp"
 #include "tunnel/forwarder_conn.hpp"
-#include "tunnel/ssh_session.hpp"
+#include "core/ssh_session.hpp"
 
 namespace autopod::tunnel {
 
@@ -23,7 +23,7 @@ constexpr std::size_t k_recv_budget = 512 * 1024;
 }  // namespace
 
 
-Forwarder::Forwarder(SshSession& session, std::uint32_t window_bytes)
+Forwarder::Forwarder(core::SshSession& session, std::uint32_t window_bytes)
     : m_ssh(session), m_session(session.get()), m_socket(session.socket()), m_window(window_bytes) {}
 
 Forwarder::~Forwarder() { close_all(); }
@@ -82,7 +82,7 @@ core::Status Forwarder::check(int rc, const char* what) {
       return {};
     default:
       return core::fail(ErrorCode::network,
-                        std::string("ssh session lost during ") + what + ": " + last_error(m_session));
+                        std::string("ssh session lost during ") + what + ": " + core::ssh_error(m_session));
   }
 }
 

@@ -16,9 +16,11 @@
 
 #include "core/result.hpp"
 
-namespace autopod::tunnel {
-
+namespace autopod::core {
 class SshSession;
+}
+
+namespace autopod::tunnel {
 
 struct ForwardTarget {
   std::string host;  // as seen from the pod
@@ -50,7 +52,7 @@ struct ForwarderStats {
 //   so the channel window gives back-pressure to the pod side.
 class Forwarder {
  public:
-  Forwarder(SshSession& session, std::uint32_t window_bytes);
+  Forwarder(core::SshSession& session, std::uint32_t window_bytes);
   ~Forwarder();  // closes client sockets; channels die with the session
   Forwarder(const Forwarder&) = delete;
   Forwarder& operator=(const Forwarder&) = delete;
@@ -100,7 +102,7 @@ class Forwarder {
   bool blocked_outbound() const;
   void finish(std::list<Conn>::iterator it);
 
-  SshSession& m_ssh;
+  core::SshSession& m_ssh;
   LIBSSH2_SESSION* m_session;
   int m_socket;
   std::uint32_t m_window;

@@ -7,7 +7,7 @@
 #include "core/log.hpp"
 #include "tunnel/forwarder.hpp"
 #include "tunnel/forwarder_conn.hpp"
-#include "tunnel/ssh_session.hpp"
+#include "core/ssh_session.hpp"
 
 namespace autopod::tunnel {
 
@@ -109,7 +109,7 @@ core::Result<bool> Forwarder::open_next() {
   }
   TRY(check(rc, "channel open"));
   log->info("pod refused forward to {}:{}: {}", c.target.host, c.target.port,
-            last_error(m_session));  // e.g. nothing listens on that port in the pod
+            core::ssh_error(m_session));  // e.g. nothing listens on that port in the pod
   return true;
 }
 

@@ -27,13 +27,13 @@ long long whole_seconds(std::chrono::milliseconds d) {
 // A session being connected by a thread of its own; the thread wakes the poll loop (the
 // pool's eventfd) when `result` is set.
 struct SessionPool::Connecting {
-  ConnectCancel cancel;
+  core::ConnectCancel cancel;
   std::mutex mutex;
-  std::optional<core::Result<std::unique_ptr<SshSession>>> result;
+  std::optional<core::Result<std::unique_ptr<core::SshSession>>> result;
   std::thread thread;
 };
 
-SessionPool::SessionPool(SshTarget target,
+SessionPool::SessionPool(core::SshTarget target,
                          std::uint32_t window_bytes,
                          std::chrono::milliseconds open_timeout)
     : m_target(std::move(target)),
@@ -53,7 +53,7 @@ SessionPool::~SessionPool() {
     ::close(m_wake);
 }
 
-SessionPool::Lane SessionPool::make_lane(std::unique_ptr<SshSession> session) {
+SessionPool::Lane SessionPool::make_lane(std::unique_ptr<core::SshSession> session) {
   libssh2_session_set_blocking(session->get(), 0);
   Lane lane;
   lane.forwarder = std::make_unique<Forwarder>(*session, m_window);
@@ -63,7 +63,7 @@ SessionPool::Lane SessionPool::make_lane(std::unique_ptr<SshSession> session) {
 }
 
 core::Status SessionPool::connect() {
-  TRY_ASSIGN(auto session, SshSession::connect(m_target));
+  TRY_ASSIGN(auto session, core::SshSession::connect(m_target));
   core::logger("tunnel")->info("connected to {}:{} (host key {})", m_target.endpoint.host, m_target.endpoint.port,
                                session->fingerprint());
   m_lanes.push_back(make_lane(std::move(session)));
@@ -121,7 +121,7 @@ void SessionPool::start_connect() {
   Connecting* c = m_connecting.get();
   // The thread only touches *c (joined before it goes) and the eventfd (closed after that).
   c->thread = std::thread([c, target = m_target, wake = m_wake] {
-    auto r = SshSession::connect(target, &c->cancel);
+    auto r = core::SshSession::connect(target, &c->cancel);
     {
       std::lock_guard lock(c->mutex);
       c->result = std::move(r);
@@ -136,7 +136,7 @@ void SessionPool::adopt_connect() {
   (void)!::read(m_wake, &count, sizeof count);
   if (!m_connecting)
     return;
-  std::optional<core::Result<std::unique_ptr<SshSession>>> result;
+  std::optional<core::Result<std::unique_ptr<core::SshSession>>> result;
   {
     std::lock_guard lock(m_connecting->mutex);
     result = std::move(m_connecting->result);

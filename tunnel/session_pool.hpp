@@ -15,7 +15,7 @@
 
 #include "core/result.hpp"
 #include "tunnel/forwarder.hpp"
-#include "tunnel/ssh_session.hpp"
+#include "core/ssh_session.hpp"
 
 namespace autopod::tunnel {
 
@@ -45,13 +45,13 @@ class SessionPool {
   static constexpr std::chrono::seconds k_idle_close{60};
   static constexpr std::chrono::seconds k_connect_retry{5};  // after a failed extra session
 
-  SessionPool(SshTarget target, std::uint32_t window_bytes, std::chrono::milliseconds open_timeout);
+  SessionPool(core::SshTarget target, std::uint32_t window_bytes, std::chrono::milliseconds open_timeout);
   ~SessionPool();  // closes every client; cancels and joins a background connect
   SessionPool(const SessionPool&) = delete;
   SessionPool& operator=(const SessionPool&) = delete;
 
-  // Connects the first session, blocking, with SshSession::connect's errors. For the start and
-  // for each reconnect, when connected() is false.
+  // Connects the first session, blocking, with core::SshSession::connect's errors. For the start
+  // and for each reconnect, when connected() is false.
   core::Status connect();
   bool connected() const { return !m_lanes.empty(); }
 
@@ -72,7 +72,7 @@ class SessionPool {
 
  private:
   struct Lane {
-    std::unique_ptr<SshSession> session;
+    std::unique_ptr<core::SshSession> session;
     std::unique_ptr<Forwarder> forwarder;  // refers to session: declared after it
     SteadyClock::time_point busy_at;       // last time it had a connection
     bool polled = false;                   // its descriptors are in this pass's poll set
@@ -86,7 +86,7 @@ class SessionPool {
   };
   struct Connecting;
 
-  Lane make_lane(std::unique_ptr<SshSession> session);
+  Lane make_lane(std::unique_ptr<core::SshSession> session);
   void adopt_connect();
   void start_connect();
   void dispatch();
@@ -98,7 +98,7 @@ class SessionPool {
   std::optional<SteadyClock::time_point> more_sessions_at() const;
   void plan_wakeup(SteadyClock::time_point now);
 
-  SshTarget m_target;
+  core::SshTarget m_target;
   std::uint32_t m_window;
   std::chrono::milliseconds m_open_timeout;
   std::vector<Lane> m_lanes;

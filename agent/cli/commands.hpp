@@ -20,6 +20,8 @@ void add_completion_commands(CLI::App& app, Context& ctx, int& exit_code);
 void add_agent_commands(CLI::App& app, Context& ctx, int& exit_code);
 void add_maintain_command(CLI::App& app, Context& ctx, int& exit_code);
 void add_models_commands(CLI::App& app, Context& ctx, int& exit_code);
+// `models push`, under the `models` group (agent/cli/models_push_cmd.cpp).
+void add_models_push_command(CLI::App& models, Context& ctx, int& exit_code);
 
 // `autopod __complete WORDS...`: prints the completions of the last word, one per line, from the
 // CLI definition in `app` and the files under AUTOPOD_HOME (never the network). Returns 0.

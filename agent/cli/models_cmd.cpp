@@ -1,6 +1,6 @@
 // autopod models sync|pull|tasks|pause|resume|cancel|retry: --local runs the engine in this
-// process; otherwise the pod-side program runs on the pod over the OpenSSH client (as
-// `autopod ssh`), detached, and this process follows its state file.
+// process; otherwise the pod-side program runs on the pod over libssh2 exec (agent/pod_ssh.hpp,
+// one session per command), detached, and this process follows its state file.
 
 #include <unistd.h>
 
@@ -10,6 +10,7 @@
 
 #include "agent/cli/commands.hpp"
 #include "agent/cli/models_library_cmd.hpp"
+#include "agent/pod_ssh.hpp"
 #include "core/text.hpp"
 #include "models/pod.hpp"
 
@@ -28,17 +29,6 @@ struct Flags {
 bool is_terminal() { return ::isatty(2) == 1; }
 bool finished(const std::string& s) { return s == "done" || s == "failed" || s == "cancelled" || s == "paused"; }
 
-// The OpenSSH client, as `autopod ssh` runs it, in batch mode: a command and stdin, no prompt.
-models::PodExec ssh_exec(const core::Config& cfg, const providers::Pod& pod) {
-  auto argv = ssh_argv(cfg, pod);
-  argv.insert(argv.begin() + 1, {"-o", "BatchMode=yes"});
-  return [argv](const std::string& command, const std::string& input) {
-    auto full = argv;
-    full.push_back(command);
-    return core::run_capture(full, input);
-  };
-}
-
 struct PodTarget {
   providers::Pod pod;
   models::PodExec exec;
@@ -55,7 +45,7 @@ core::Result<PodTarget> pod_target(Context& ctx, const std::string& id, const st
   TRY(ctx.ensure_key(pod));
   std::string r = !root.empty() ? root : pod.models_root;
   if (r.empty()) return core::fail(ErrorCode::invalid_argument, "pod " + pod.name + " names no models root", "pass --models-root");
-  auto exec = ssh_exec(*cfg, pod);
+  auto exec = pod_exec(*cfg, pod);  // libssh2: one session for the command's calls
   return PodTarget{std::move(pod), std::move(exec), r};
 }
 
@@ -370,6 +360,7 @@ void add_models_commands(CLI::App& app, Context& ctx, int& exit_code) {
                                 TRY_ASSIGN(auto t, pod_target(ctx, pod, root));
                                 return ModelsRoot{t.exec, t.root};
                               });
+  add_models_push_command(*models, ctx, exit_code);
 }
 
 }  // namespace autopod::agent

@@ -10,6 +10,7 @@
 #include <fmt/ranges.h>
 
 #include "agent/cli/commands.hpp"
+#include "agent/maintain/maintain.hpp"
 #include "core/retry.hpp"
 #include "core/ssh_key.hpp"
 #include "providers/pod_ops.hpp"
@@ -127,6 +128,15 @@ core::Status remember(Context& ctx, const Pod& pod, const std::optional<PodSpec>
   return providers::remember(*records, pod, created, status);
 }
 
+// The spend guard's record of running time: a pod that ran until now, and what it is now.
+// A failure only warns: the command itself has done its work.
+void record_change(Context& ctx, const Pod& pod, bool ran_until_now, PodStatus after) {
+  auto cfg = ctx.config();
+  if (!cfg) return;
+  auto recorded = maintain::record_pod_change((*cfg)->home, pod, ran_until_now, after, maintain::now());
+  if (!recorded) std::cerr << "warning: " << recorded.error().message << "\n";
+}
+
 core::Status cmd_connect(Context& ctx, const ConnectFlags& flags) {
   // --timeout bounds the whole command: the create and its retries, then the wait.
   auto& clock = core::system_clock();
@@ -150,6 +160,7 @@ core::Status cmd_connect(Context& ctx, const ConnectFlags& flags) {
   std::optional<PodSpec> created;
   if (connected->outcome == providers::ConnectOutcome::created) created = connected->spec;
   TRY(remember(ctx, pod, created, to_string(pod.status)));
+  record_change(ctx, pod, connected->outcome == providers::ConnectOutcome::reused, PodStatus::running);
   if (!flags.no_wait) {
     providers::WaitOptions wait;
     wait.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock.now());
@@ -189,7 +200,9 @@ core::Status cmd_start_stop(Context& ctx, const std::string& id, bool start) {
   } else if (!start && pod.status == PodStatus::exited) {
     std::cerr << "pod " << pod.name << " is already stopped\n";
   } else {
+    bool ran = maintain::billed(pod.status);
     TRY_ASSIGN(pod, start ? provider->start_pod(pod.id) : provider->stop_pod(pod.id));
+    record_change(ctx, pod, ran, start ? PodStatus::running : PodStatus::exited);
     TRY(remember(ctx, pod, std::nullopt, to_string(pod.status)));
     std::cerr << "pod " << pod.name << " (" << pod.id << ") " << (start ? "starting" : "stopped")
               << (start ? "; autopod connect --name " + pod.name + " waits until it is ready" : "")
@@ -209,6 +222,7 @@ core::Status cmd_kill(Context& ctx, const std::string& id, bool yes, bool keep_r
     TRY(confirm("terminate pod " + pod.name + " (" + pod.id + ")" +
                     (pod.volume_id.empty() ? "" : "; volume " + pod.volume_id + " is kept"), yes));
   TRY(provider->terminate_pod(pod.id));
+  record_change(ctx, pod, maintain::billed(pod.status), PodStatus::terminated);
   // Its tunnels point at an address that is gone now.
   if (auto tunnels = ctx.tunnels()) {
     if (auto stopped = (*tunnels)->stop(pod.id))

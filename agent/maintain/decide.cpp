@@ -106,6 +106,11 @@ Teardown resolve_action(const std::string& action,
   return caps.stop_start ? Teardown::stop : Teardown::notify;
 }
 
+bool billed(providers::PodStatus status) {
+  return status == providers::PodStatus::running || status == providers::PodStatus::starting ||
+         status == providers::PodStatus::provisioning;
+}
+
 double account_spend(PodMemory& memory, const providers::Pod& pod, WallTime now) {
   std::string today = local_day(now);
   if (memory.day != today) {
@@ -113,7 +118,7 @@ double account_spend(PodMemory& memory, const providers::Pod& pod, WallTime now)
     memory.running_secs = 0;
   }
   Epoch t = to_epoch(now);
-  if (pod.status == providers::PodStatus::running) {
+  if (billed(pod.status)) {
     Epoch from = std::max(local_midnight(now), memory.last_seen);
     if (auto created = parse_utc(pod.created_at))
       from = std::max(from, *created);
@@ -124,6 +129,20 @@ double account_spend(PodMemory& memory, const providers::Pod& pod, WallTime now)
   memory.last_seen = t;
   memory.last_status = to_string(pod.status);
   return memory.running_secs / 3600.0 * memory.cost_per_hr;
+}
+
+void account_change(PodMemory& memory,
+                    const providers::Pod& pod,
+                    bool ran_until_now,
+                    providers::PodStatus after,
+                    WallTime now) {
+  providers::Pod before = pod;
+  before.status = ran_until_now ? providers::PodStatus::running : providers::PodStatus::exited;
+  if (memory.first_seen == 0)
+    memory.first_seen = to_epoch(now);
+  memory.name = pod.name;
+  (void)account_spend(memory, before, now);
+  memory.last_status = to_string(after);
 }
 
 std::optional<double> account_idle(PodMemory& memory,

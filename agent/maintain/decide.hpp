@@ -92,6 +92,15 @@ Teardown resolve_action(const std::string& action,
 // and the last time maintain looked.
 double account_spend(PodMemory& memory, const providers::Pod& pod, WallTime now);
 
+// A command changed (or saw) `pod`'s state at `now`: adds its running time up to now when it
+// `ran_until_now`, then remembers `after` as its status, so the next look counts running time
+// from here (a stopped pod's time is not counted; a started pod's is, from its start).
+void account_change(PodMemory& memory,
+                    const providers::Pod& pod,
+                    bool ran_until_now,
+                    providers::PodStatus after,
+                    WallTime now);
+
 // Updates the last activity from ComfyUI (queue, history growth) and autopod's own record;
 // returns the idle minutes, or nullopt when ComfyUI could not be read.
 std::optional<double> account_idle(PodMemory& memory,

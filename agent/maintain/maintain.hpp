@@ -25,6 +25,20 @@ WallTime now();
 // maintain does not take the pod for idle. Failures are returned; callers may ignore them.
 core::Status record_activity(const core::Home& home, const std::string& pod_id, WallTime when);
 
+// The states a provider bills for: provisioning, starting and running (RunPod bills a pod from
+// its start, image download included).
+bool billed(providers::PodStatus status);
+
+// Records, for the spend guard, that a command (connect, start, stop, down) changed a pod's state
+// at `when`: `ran_until_now` says whether the pod was running until now (that time counts toward
+// today's spend), `after` what it is now (running time is counted again only while it runs).
+// Updates the pod's entry in Home::maintain_state() under its lock. Callers may ignore failures.
+core::Status record_pod_change(const core::Home& home,
+                               const providers::Pod& pod,
+                               bool ran_until_now,
+                               providers::PodStatus after,
+                               WallTime when);
+
 struct Options {
   bool dry_run = false;                       // decide and report, change nothing
   std::chrono::seconds provider_timeout{60};  // bounds the provider's calls and their retries

@@ -70,6 +70,29 @@ core::Status record_activity(const core::Home& home, const std::string& pod_id, 
   return {};
 }
 
+core::Status record_pod_change(const core::Home& home,
+                               const providers::Pod& pod,
+                               bool ran_until_now,
+                               providers::PodStatus after,
+                               WallTime when) {
+  TRY(core::ensure_dir(home.root()));
+  TRY(core::StateFile(home.maintain_state()).update([&](json& doc) -> core::Status {
+    PodMemory memory;
+    auto& entry = doc["pods"][pod.id];
+    if (entry.is_object()) {
+      try {
+        memory = entry.get<PodMemory>();
+      } catch (const json::exception&) {
+        memory = PodMemory{};  // maintain rewrites a damaged entry on its next run too
+      }
+    }
+    account_change(memory, pod, ran_until_now, after, when);
+    entry = memory;
+    return {};
+  }));
+  return {};
+}
+
 core::Status append_log(const core::Home& home, WallTime when, const std::string& line) {
   TRY(core::ensure_dir(home.logs()));
   std::ofstream out(home.maintain_log(), std::ios::app);

@@ -52,6 +52,23 @@ TEST_F(Utc, SpendStartsAgainAtLocalMidnight) {
   EXPECT_EQ(m.day, "2026-01-02");
 }
 
+TEST_F(Utc, AStopOrStartBetweenLooksIsCountedFromWhenItHappened) {
+  PodMemory m;
+  auto pod = running_pod(at(0), 1.0);
+  EXPECT_DOUBLE_EQ(account_spend(m, pod, at(8)), 8.0);  // maintain looked at 08:00
+  // `autopod stop` at 09:00: the hour it ran counts, and nothing after it.
+  account_change(m, pod, true, providers::PodStatus::exited, at(9));
+  EXPECT_EQ(m.last_status, "exited");
+  // `autopod start` at 12:00: nothing added for the stopped hours.
+  account_change(m, pod, false, providers::PodStatus::running, at(12));
+  EXPECT_DOUBLE_EQ(m.running_secs, 9 * 3600.0);
+  // maintain's next look at 13:00 counts from the start, not from its own last look (08:00).
+  EXPECT_DOUBLE_EQ(account_spend(m, pod, at(13)), 10.0);
+  // `autopod down` at 13:30 while running.
+  account_change(m, pod, true, providers::PodStatus::terminated, at(13, 30));
+  EXPECT_DOUBLE_EQ(m.running_secs, 10.5 * 3600.0);
+}
+
 TEST(MaintainDecide, ActivityResetsIdleAndTheFirstLookCountsAsActive) {
   PodMemory m;
   ComfyView up;

@@ -33,6 +33,25 @@ TEST_F(MaintainCli, OverTheDailyBudgetTakesPodsDownAndExits10) {
   EXPECT_NE(log_text().find("over the daily budget"), std::string::npos) << log_text();
 }
 
+TEST_F(MaintainCli, StopAndStartBetweenRunsCountOnlyTheHoursThePodRan) {
+  // maintain looks at 0; `autopod stop` at +60 min, `autopod start` at +120, maintain at +180:
+  // the pod ran two of those three hours.
+  pod_with_comfyui("onoff");
+  double cost = json::parse(autopod({"info", "onoff", "--json"}).out)["cost_per_hr"];
+  ASSERT_GT(cost, 0);
+  EXPECT_RUN(maintain(0), 0);
+  auto at = [&](int minutes) {
+    auto e = env;
+    e.push_back("AUTOPOD_TEST_NOW_OFFSET_S=" + std::to_string(minutes * 60));
+    return e;
+  };
+  EXPECT_RUN(testing::run_autopod({"stop", "onoff"}, at(60)), 0);
+  EXPECT_RUN(testing::run_autopod({"start", "onoff"}, at(120)), 0);
+  auto later = maintain(180);
+  EXPECT_RUN(later, 0);
+  EXPECT_NEAR(line_of(later, "onoff")["spend_today"].get<double>(), 2 * cost, 0.05 * cost) << later.out;
+}
+
 TEST_F(MaintainCli, ComfyUIDownPastTheGraceIsRestartedOverSsh) {
   // The pod's sshd runs commands on this machine as this user: the restart command leaves a mark.
   auto mark = dir / "restarted";

@@ -1,4 +1,4 @@
-#include "tunnel/ssh_session.hpp"
+#include "core/ssh_session.hpp"
 
 #include <fcntl.h>
 #include <netdb.h>
@@ -16,10 +16,8 @@
 #include "core/fs.hpp"
 #include "core/log.hpp"
 
-namespace autopod::tunnel {
+namespace autopod::core {
 
-using core::ErrorCode;
-using core::fail;
 
 namespace {
 
@@ -100,7 +98,7 @@ void ConnectCancel::release() {
   m_fd = -1;
 }
 
-core::Result<int> tcp_connect(const SshTarget& t, ConnectCancel* cancel) {
+Result<int> tcp_connect(const SshTarget& t, ConnectCancel* cancel) {
   addrinfo hints{};
   hints.ai_socktype = SOCK_STREAM;
   addrinfo* found = nullptr;
@@ -157,13 +155,13 @@ core::Result<int> tcp_connect(const SshTarget& t, ConnectCancel* cancel) {
 namespace {
 
 // Checks the server's host key against known_hosts; pins it when the host is new.
-core::Status check_host_key(LIBSSH2_SESSION* session, const SshTarget& t,
+Status check_host_key(LIBSSH2_SESSION* session, const SshTarget& t,
                             const std::string& fingerprint) {
   std::size_t len = 0;
   int type = 0;
   const char* key = libssh2_session_hostkey(session, &len, &type);
   if (!key) return fail(ErrorCode::protocol, "the server sent no host key");
-  TRY(core::ensure_dir(t.known_hosts.parent_path()));
+  TRY(ensure_dir(t.known_hosts.parent_path()));
   // Serialise check-and-pin with other autopod processes (and their ssh runs) on this file.
   std::string lock_path = t.known_hosts.string() + ".lock";
   int lock = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
@@ -200,16 +198,16 @@ core::Status check_host_key(LIBSSH2_SESSION* session, const SshTarget& t,
   if (libssh2_knownhost_writeline(hosts, added, line, sizeof line, &out,
                                   LIBSSH2_KNOWNHOST_FILE_OPENSSH) != 0)
     return fail(ErrorCode::io, "cannot format the host key of " + name);
-  auto existing = core::read_file(t.known_hosts);
+  auto existing = read_file(t.known_hosts);
   std::string text = existing ? *existing : "";
   if (!text.empty() && text.back() != '\n') text += '\n';
   text.append(line, out);
-  TRY(core::write_file_atomic(t.known_hosts, text, 0600));
-  core::logger("tunnel")->info("pinned host key of {} ({})", name, fingerprint);
+  TRY(write_file_atomic(t.known_hosts, text, 0600));
+  logger("ssh")->info("pinned host key of {} ({})", name, fingerprint);
   return {};
 }
 
-core::Status authenticate(LIBSSH2_SESSION* session, const SshTarget& t) {
+Status authenticate(LIBSSH2_SESSION* session, const SshTarget& t) {
   std::string where = t.endpoint.user + "@" + t.endpoint.host + ":" + std::to_string(t.endpoint.port);
   if (!t.endpoint.key.empty()) {
     int rc = libssh2_userauth_publickey_fromfile_ex(session, t.endpoint.user.c_str(),
@@ -218,7 +216,7 @@ core::Status authenticate(LIBSSH2_SESSION* session, const SshTarget& t) {
     if (rc == 0) return {};
     return fail(ErrorCode::auth,
                 "authentication refused for " + where + " with key " + t.endpoint.key.string() + " (" +
-                    last_error(session) + ")",
+                    ssh_error(session) + ")",
                 "the pod must have this key's .pub in authorized_keys (autopod hands it over as "
                 "PUBLIC_KEY when it creates the pod)");
   }
@@ -248,15 +246,15 @@ core::Status authenticate(LIBSSH2_SESSION* session, const SshTarget& t) {
 
 }  // namespace
 
-std::string last_error(LIBSSH2_SESSION* session) {
+std::string ssh_error(LIBSSH2_SESSION* session) {
   char* msg = nullptr;
   int len = 0;
   int code = libssh2_session_last_error(session, &msg, &len, 0);
   return std::string(msg ? msg : "unknown") + " [" + std::to_string(code) + "]";
 }
 
-core::Result<std::string> private_key_type(const std::filesystem::path& key) {
-  auto text = core::read_file(key);
+Result<std::string> private_key_type(const std::filesystem::path& key) {
+  auto text = read_file(key);
   if (!text) {
     if (text.error().code == ErrorCode::not_found)
       return fail(ErrorCode::not_found, "ssh key " + key.string() + " does not exist",
@@ -283,7 +281,7 @@ core::Result<std::string> private_key_type(const std::filesystem::path& key) {
   return type.empty() ? std::string("unknown") : type;
 }
 
-core::Result<std::unique_ptr<SshSession>> SshSession::connect(const SshTarget& target,
+Result<std::unique_ptr<SshSession>> SshSession::connect(const SshTarget& target,
                                                               ConnectCancel* cancel) {
   static std::once_flag once;
   std::call_once(once, [] { libssh2_init(0); });
@@ -313,7 +311,7 @@ core::Result<std::unique_ptr<SshSession>> SshSession::connect(const SshTarget& t
   std::string where = target.endpoint.host + ":" + std::to_string(target.endpoint.port);
   if (libssh2_session_handshake(s->m_session, s->m_socket) != 0)
     return fail(ErrorCode::network, "ssh handshake with " + where + " failed: " +
-                                        last_error(s->m_session),
+                                        ssh_error(s->m_session),
                 "is it an ssh server? an RSA-only host key needs the pod's sshd to offer "
                 "ed25519 or ECDSA");
   const char* hash = libssh2_hostkey_hash(s->m_session, LIBSSH2_HOSTKEY_HASH_SHA256);
@@ -351,4 +349,4 @@ SshSession::~SshSession() {
   if (m_socket >= 0) ::close(m_socket);
 }
 
-}  // namespace autopod::tunnel
+}  // namespace autopod::core

@@ -1,5 +1,8 @@
 #pragma once
-// One authenticated libssh2 session to a pod (internal to tunnel/).
+// One authenticated libssh2 (1.10) session to a pod: TCP connect with kernel liveness, host key
+// pinned in AUTOPOD_HOME/known_hosts, key or ssh-agent authentication. The one SSH layer of
+// tunnel/ (which drives it non-blocking in its poll loop) and models/ (exec and SFTP, blocking).
+// Facts: shared/reference/libssh2-tunnels.md §1 and §4.
 
 #include <libssh2.h>
 
@@ -9,21 +12,22 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 
 #include "core/result.hpp"
 #include "core/ssh_endpoint.hpp"
 
-namespace autopod::tunnel {
+namespace autopod::core {
 
 struct SshTarget {
-  core::SshEndpoint endpoint;         // host, port, user, key (empty: use ssh-agent)
+  SshEndpoint endpoint;         // host, port, user, key (empty: use ssh-agent)
   std::filesystem::path known_hosts;  // pinned host keys (trust on first use)
   std::chrono::milliseconds timeout{15000};
 };
 
 // The key type of a private key file ("ssh-ed25519", "ssh-rsa", ...), read without the
 // passphrase: OpenSSH keys carry their public half in clear; PEM says it in its armor line.
-core::Result<std::string> private_key_type(const std::filesystem::path& key);
+Result<std::string> private_key_type(const std::filesystem::path& key);
 
 // Lets another thread stop a SshSession::connect() in progress: cancel() shuts its socket
 // down, so the blocking TCP connect, handshake or authentication fails at once (network).
@@ -33,7 +37,7 @@ class ConnectCancel {
 
  private:
   friend class SshSession;
-  friend core::Result<int> tcp_connect(const SshTarget& t, ConnectCancel* cancel);
+  friend Result<int> tcp_connect(const SshTarget& t, ConnectCancel* cancel);
   bool adopt(int fd);  // false when cancelled already
   void release();      // before the socket is closed or handed over
   std::mutex m_mutex;
@@ -49,7 +53,7 @@ class SshSession {
   // Errors: network (unreachable), auth (refused key, changed host key), invalid_argument
   // (RSA key, which libssh2 1.10 can only sign with SHA-1).
   // `cancel`, when given, must outlive the call.
-  static core::Result<std::unique_ptr<SshSession>> connect(const SshTarget& target,
+  static Result<std::unique_ptr<SshSession>> connect(const SshTarget& target,
                                                            ConnectCancel* cancel = nullptr);
   ~SshSession();
   SshSession(const SshSession&) = delete;
@@ -75,7 +79,25 @@ class SshSession {
   std::string m_fingerprint;
 };
 
-// libssh2's last error for the session as text.
-std::string last_error(LIBSSH2_SESSION* session);
+// What a command run over exec printed and how it ended.
+struct ExecResult {
+  int exit_status = -1;  // the command's exit status; -1 when it was killed by a signal
+  std::string signal;    // "TERM", "KILL", ... when it was killed; empty otherwise
+  std::string out;       // everything it wrote on stdout
+  std::string err;       // and on stderr
+};
 
-}  // namespace autopod::tunnel
+// Runs `command` through the server's shell for the session's user on a new channel, with `input`
+// written to its stdin and then EOF, collecting stdout and stderr until it exits. Secrets go in
+// `input`, never in `command` (the server's process list shows it). At most `timeout` in all:
+// timeout then, with the channel closed. Not while a tunnel poll loop drives the session; the
+// session is left in blocking mode. Errors: network (the session broke), remote (the server
+// refused the channel or the exec), timeout. A non-zero exit status is not an error. After a
+// timeout or a network error the session may hold a half-sent packet: drop it, connect again.
+Result<ExecResult> ssh_exec(SshSession& session, const std::string& command, std::string_view input,
+                            std::chrono::milliseconds timeout);
+
+// libssh2's last error for the session as text ("message [code]").
+std::string ssh_error(LIBSSH2_SESSION* session);
+
+}  // namespace autopod::core
