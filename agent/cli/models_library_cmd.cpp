@@ -232,18 +232,24 @@ core::Status cmd_scan(Context& ctx, const Flags& f, const ReachModelsRoot& reach
              models::list_library(target.exec, target.root, query(f.folder, {}, false)));
   std::map<std::string, models::HashedFile> hashed;
   if (f.hash || f.fetch_info) {
-    std::vector<std::string> paths;
-    for (const auto& file : listing.files)
-      paths.push_back(file.path);
-    if (!ctx.json())
-      std::cerr << "hashing " << paths.size() << " files on "
-                << (f.local.empty() ? "the pod" : "this machine")
-                << " (cached ones are not read)\n";
-    if (!paths.empty()) {
-      TRY_ASSIGN(auto done, models::hash_library(target.exec, target.root, paths));
+    // One request per file to hash, so no single exec runs for the whole volume; a hash the
+    // listing already has (a current STEM.sha256 or autopod's record) reads nothing.
+    std::size_t i = 0;
+    for (const auto& file : listing.files) {
+      ++i;
+      if (!file.sha256.empty()) {
+        hashed[file.path] = {file.path, file.sha256, true, 0};
+        continue;
+      }
+      if (!ctx.json())
+        ctx.progress("hashing " + std::to_string(i) + "/" + std::to_string(listing.files.size()) +
+                     " " + file.relative + " (" +
+                     format_bytes(static_cast<std::uint64_t>(file.size)) + ")");
+      TRY_ASSIGN(auto done, models::hash_library(target.exec, target.root, {file.path}));
       for (auto& h : done)
         hashed[h.path] = h;
     }
+    ctx.finish_progress();
   }
   std::map<std::string, std::string> notes, hashes;
   core::Status looked_up;
