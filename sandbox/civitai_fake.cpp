@@ -68,6 +68,8 @@ struct CivitaiFake::Impl {
   std::map<std::string, Version> versions;
   std::set<std::string> tokens;
   int rate_limited = 0;
+  int lookups_limited = 0;
+  std::set<std::string> images;  // version ids with an image "civitai-image-<vid>.png"
   bool flaky = false;
   int counter = 0;
   std::vector<HubRequest> log;
@@ -97,6 +99,9 @@ struct CivitaiFake::Impl {
                 {"model", {{"name", "Model " + v.model_id}, {"type", v.model_type}, {"nsfw", false},
                            {"mode", archived ? json("Archived") : json(nullptr)}}}};
     if (!archived) out["files"] = files;
+    out["images"] = json::array();
+    if (images.count(vid))
+      out["images"].push_back({{"url", storage.plain_url("civitai-image-" + vid + ".png")}, {"type", "image"}, {"nsfwLevel", 1}});
     return out;
   }
 
@@ -139,6 +144,21 @@ struct CivitaiFake::Impl {
     return r;
   }
 
+  // Any of a file's hashes, case-insensitive (§2.3); 404 when none matches.
+  HttpReply by_hash(const std::string& hash) {
+    if (lookups_limited > 0) {
+      --lookups_limited;
+      return json_reply(429, {{"error", "Too Many Requests"}});
+    }
+    std::string want = core::lowercase(hash);
+    for (const auto& [vid, v] : versions)
+      for (const auto& f : v.files) {
+        std::string sha = core::lowercase(sha256_upper(f.bytes));
+        if (want == sha || want == sha.substr(0, 10)) return json_reply(200, version_json(vid, v));
+      }
+    return json_reply(404, {{"error", "Model not found"}});
+  }
+
   HttpReply answer(const HttpExchange& ex) {
     std::lock_guard lock(mutex);
     std::string ua = ex.headers.count("user-agent") ? ex.headers.at("user-agent") : "";
@@ -166,6 +186,7 @@ struct CivitaiFake::Impl {
       return download(vid, query, token, is_browser);
     }
     if (!token.empty() && !tokens.count(token)) return json_reply(401, {{"error", "Unauthorized"}});
+    if (ex.path.rfind("/api/v1/model-versions/by-hash/", 0) == 0) return by_hash(ex.path.substr(31));
     if (auto vid = id_after(ex.path, "/api/v1/model-versions/"); !vid.empty()) {
       auto it = versions.find(vid);
       if (it == versions.end()) return json_reply(404, {{"error", "Model not found"}});
@@ -205,6 +226,17 @@ void CivitaiFake::set_tokens(std::set<std::string> valid) {
 void CivitaiFake::rate_limit_next(int n) {
   std::lock_guard lock(m_impl->mutex);
   m_impl->rate_limited = n;
+}
+
+void CivitaiFake::rate_limit_lookups_next(int n) {
+  std::lock_guard lock(m_impl->mutex);
+  m_impl->lookups_limited = n;
+}
+
+void CivitaiFake::add_image(const std::string& version_id, const std::string& bytes) {
+  m_impl->storage.put("civitai-image-" + version_id + ".png", bytes);
+  std::lock_guard lock(m_impl->mutex);
+  m_impl->images.insert(version_id);
 }
 
 void CivitaiFake::set_flaky(bool flaky) {

@@ -79,6 +79,9 @@ class CivitaiFake {
                    CivitaiGate gate = CivitaiGate::open);
   void set_tokens(std::set<std::string> valid_tokens);
   void rate_limit_next(int n);  // 429 on the download endpoint, without Retry-After
+  void rate_limit_lookups_next(int n);  // 429 on GET /api/v1/model-versions/by-hash, likewise
+  // The version's images[0] (a preview), its bytes served by the storage at a plain URL.
+  void add_image(const std::string& version_id, const std::string& bytes);
   void set_flaky(bool every_other_request_500);
   std::vector<HubRequest> requests() const;
 

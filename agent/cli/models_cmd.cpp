@@ -8,6 +8,7 @@
 #include <map>
 
 #include "agent/cli/commands.hpp"
+#include "agent/cli/models_library_cmd.hpp"
 #include "core/text.hpp"
 #include "agent/model_sync.hpp"
 
@@ -289,6 +290,11 @@ void add_models_commands(CLI::App& app, Context& ctx, int& exit_code) {
     c->add_option("ID", f.id, "task id (autopod models tasks)")->required();
     c->callback(run(ctx, exit_code, [&ctx, control = control] { return cmd_control(ctx, f.id, control); }));
   }
+  add_models_library_commands(*models, ctx, exit_code,
+                              [&ctx](const std::string& pod, const std::string& root) -> core::Result<ModelsRoot> {
+                                TRY_ASSIGN(auto t, pod_models_target(ctx, pod, root));
+                                return ModelsRoot{t.exec, t.root.string()};
+                              });
   add_models_push_command(*models, ctx, exit_code);
 }
 

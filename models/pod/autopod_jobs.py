@@ -257,6 +257,7 @@ def main():
     req = json.loads(sys.stdin.readline())
     ops = {"list": op_list, "start": op_start, "status": op_status, "control": op_control,
            "resume": op_resume, "prune": op_prune}
+    ops.update(LIBRARY_OPS)  # autopod_library.py
     try:
         out = ops[req["op"]](req)
     except (Fail, OSError, KeyError) as e:
