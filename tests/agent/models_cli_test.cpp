@@ -17,20 +17,6 @@ namespace {
 
 const std::string k_hf_token = "hf_secret_token_5c1f00d";
 
-std::string bytes_of(std::size_t n, unsigned seed) {
-  std::string out(n, '\0');
-  std::mt19937 rng(seed);
-  for (auto& c : out) c = static_cast<char>(rng() & 0xff);
-  return out;
-}
-
-std::string slurp(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 // Every file under `dir` whose bytes contain `needle`.
 std::vector<std::string> files_containing(const std::filesystem::path& dir, const std::string& needle) {
   std::vector<std::string> out;
@@ -57,7 +43,7 @@ struct ModelsCli : Cli {
   sandbox::StorageServer storage{sandbox::StorageOptions{0, {}, false}};  // plain URLs unsigned
   sandbox::HfFake hf{storage};
   sandbox::CivitaiFake civitai{storage};
-  std::string hf_bytes = bytes_of(20 << 20, 31), civitai_bytes = bytes_of(70000, 32), url_bytes = bytes_of(5000, 33);
+  std::string hf_bytes = random_bytes(20 << 20, 31), civitai_bytes = random_bytes(70000, 32), url_bytes = random_bytes(5000, 33);
   std::filesystem::path manifest;
 
   void SetUp() override {
@@ -154,7 +140,7 @@ TEST_F(ModelsCli, PodSyncRunsOverSshWithoutTheTokenInArgvOrFiles) {
 // name, plus what the workflow's embedded list gives a url for, and nothing else; the file
 // nothing resolves is listed with its folder and makes exit 3, until it is placed by hand.
 TEST_F(ModelsCli, SyncForAnEditorWorkflowPlacesWhatItNeedsAndListsWhatNothingResolves) {
-  std::string clip_bytes = bytes_of(3000, 34), vae_bytes = bytes_of(4000, 35);
+  std::string clip_bytes = random_bytes(3000, 34), vae_bytes = random_bytes(4000, 35);
   hf.add_lfs_file("comfyanonymous/flux_text_encoders", "clip_l.safetensors", clip_bytes);
   hf.add_lfs_file("org/vae", "ae.safetensors", vae_bytes);
   auto m = dir / "for.yaml";

@@ -17,21 +17,6 @@
 namespace autopod::testing {
 namespace {
 
-std::string bytes_of(std::size_t n, unsigned seed) {
-  std::string out(n, '\0');
-  std::mt19937 rng(seed);
-  for (auto& c : out)
-    c = static_cast<char>(rng() & 0xff);
-  return out;
-}
-
-std::string slurp(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 std::vector<std::string> names_in(const std::filesystem::path& dir) {
   std::vector<std::string> out;
   std::error_code ec;
@@ -45,17 +30,6 @@ bool has_partial(const std::filesystem::path& dir) {
   for (const auto& n : names_in(dir))
     if (n.size() > 5 && n.compare(n.size() - 5, 5, ".part") == 0)
       return true;
-  return false;
-}
-
-template <typename F>
-bool eventually(F cond) {
-  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (std::chrono::steady_clock::now() < until) {
-    if (cond())
-      return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
   return false;
 }
 
@@ -82,7 +56,7 @@ struct ModelsPodCli : Cli {
     for (int i = 0; i < n; ++i) {
       std::string name = prefix + std::to_string(i) + ".pth";
       storage.put(
-          name, bytes_of(size + static_cast<std::size_t>(i) * step, 70 + static_cast<unsigned>(i)));
+          name, random_bytes(size + static_cast<std::size_t>(i) * step, 70 + static_cast<unsigned>(i)));
       out << "  - source: " << storage.plain_url(name) << "\n    folder: upscale_models\n";
     }
   }
@@ -135,7 +109,7 @@ TEST_F(ModelsPodCli, PauseResumeAndCancelFromAnotherProcessWhileAPodJobRuns) {
   EXPECT_RUN(autopod({"models", "resume", id}), 0);
   ASSERT_TRUE(eventually([&] { return task("f0.pth").value("state", "") == "done"; }))
       << task("f0.pth").dump();
-  EXPECT_TRUE(slurp(folder() / "f0.pth") == bytes_of(24 << 20, 70));
+  EXPECT_TRUE(slurp(folder() / "f0.pth") == random_bytes(24 << 20, 70));
 
   objects(2, 24 << 20, "g");
   storage.set_rate(2 << 20);
@@ -167,7 +141,7 @@ TEST_F(ModelsPodCli, TwoSyncsOfTheSameManifestAtOncePlaceEachFileOnce) {
   EXPECT_RUN(a, 0);
   EXPECT_RUN(b, 0);
   for (int i = 0; i < 3; ++i)
-    EXPECT_TRUE(slurp(folder() / ("f" + std::to_string(i) + ".pth")) == bytes_of(6 << 20, 70 + i))
+    EXPECT_TRUE(slurp(folder() / ("f" + std::to_string(i) + ".pth")) == random_bytes(6 << 20, 70 + i))
         << i;
   EXPECT_LT(storage.bytes_sent(), 3 * (6 << 20) + (4 << 20)) << "a file was fetched twice";
   EXPECT_EQ(names_in(folder()).size(), 6u);  // three models and their records, nothing else
@@ -187,7 +161,7 @@ TEST_F(ModelsPodCli, PriorityPutsAPullAheadOfFilesWaitingForOneOfTheThreeSlots) 
     return order;
   };
   ASSERT_TRUE(eventually([&] { return fetched().size() >= 3; }));
-  storage.put("urgent.pth", bytes_of(2 << 20, 90));
+  storage.put("urgent.pth", random_bytes(2 << 20, 90));
   auto pull = autopod({"models", "pull", storage.plain_url("urgent.pth"), "comfy", "--folder",
                        "upscale_models", "--models-root", root.string(), "--connections", "1",
                        "--priority", "5"});
@@ -220,7 +194,7 @@ TEST_F(ModelsPodCli, ATokenFromConfigReachesThePodOnStdinOnlyForAPrivateGitFile)
   const std::string token = "hf_config_token_9d3e51";
   hf.set_tokens({token});
   hf.set_gated("org/private", {token});
-  std::string json_bytes = bytes_of(300000, 81);
+  std::string json_bytes = random_bytes(300000, 81);
   hf.add_git_file("org/private", "config.json", json_bytes);
   std::ofstream(manifest)
       << "models:\n  - source: hf://org/private/config.json\n    folder: configs\n";

@@ -18,21 +18,6 @@
 namespace autopod::testing {
 namespace {
 
-std::string bytes_of(std::size_t n, unsigned seed) {
-  std::string out(n, '\0');
-  std::mt19937 rng(seed);
-  for (auto& c : out)
-    c = static_cast<char>(rng() & 0xff);
-  return out;
-}
-
-std::string slurp(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 // Every process under `root` in the process tree, deepest first.
 std::vector<pid_t> descendants(pid_t root) {
   std::vector<pid_t> out;
@@ -83,7 +68,7 @@ struct PushCli : Cli {
     local = dir / "mine.safetensors";
   }
   void write_local(std::size_t n) {
-    data = bytes_of(n, 7);
+    data = random_bytes(n, 7);
     std::ofstream(local, std::ios::binary) << data;
   }
   core::ProcessOutput push(std::vector<std::string> extra = {}) {
@@ -216,11 +201,11 @@ TEST_F(PushCli, AFolderLinkedInsideTheRootIsFollowed) {
 TEST_F(PushCli, ADifferentFileUnderTheNameIsNotReplaced) {
   write_local(4096);
   std::filesystem::create_directories(root / "loras");
-  std::ofstream(root / "loras" / "mine.safetensors", std::ios::binary) << bytes_of(4096, 99);
+  std::ofstream(root / "loras" / "mine.safetensors", std::ios::binary) << random_bytes(4096, 99);
   auto r = push();
   EXPECT_RUN(r, 1);
   EXPECT_NE(r.err.find("already exists"), std::string::npos) << r.err;
-  EXPECT_EQ(slurp(root / "loras" / "mine.safetensors"), bytes_of(4096, 99));
+  EXPECT_EQ(slurp(root / "loras" / "mine.safetensors"), random_bytes(4096, 99));
 }
 
 // The pod path pins host keys as tunnels do: a changed key stops push and sync before a byte.

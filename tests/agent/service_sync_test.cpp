@@ -24,20 +24,9 @@ namespace {
 
 using nlohmann::json;
 using testing::ServiceTest;
+using testing::random_bytes;
+using testing::slurp;
 using testing::SseReader;
-
-std::string bytes_of(std::size_t n, unsigned seed) {
-  std::string out(n, '\0');
-  std::mt19937 rng(seed);
-  for (auto& c : out)
-    c = static_cast<char>(rng() & 0xff);
-  return out;
-}
-
-std::string slurp(const std::filesystem::path& p) {
-  auto r = core::read_file(p);
-  return r ? *r : std::string();
-}
 
 // A pod job's saved request (ID.request.json), kept beside its state (ID.json) for a resume.
 bool is_request(const std::filesystem::path& p) {
@@ -49,7 +38,7 @@ struct SyncService : ServiceTest {
   sandbox::HfFake hf{storage};
   sandbox::CivitaiFake civitai{storage};
   std::filesystem::path root;
-  std::string big = bytes_of(24 << 20, 41), lora = bytes_of(70000, 42), small = bytes_of(5000, 43);
+  std::string big = random_bytes(24 << 20, 41), lora = random_bytes(70000, 42), small = random_bytes(5000, 43);
   std::shared_ptr<std::atomic<int>> unreachable = std::make_shared<std::atomic<int>>(0);  // next N execs fail
   models::PodExec exec = [down = unreachable](const std::string& command, const std::string& input) {
     if (*down > 0 && (*down)-- > 0)

@@ -21,21 +21,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::string random_bytes(std::size_t n, unsigned seed) {
-  std::string out(n, '\0');
-  std::mt19937 rng(seed);
-  for (auto& c : out)
-    c = static_cast<char>(rng() & 0xff);
-  return out;
-}
-
-std::string slurp(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 struct Ssh : ::testing::Test {
   TempDir dir;
   std::unique_ptr<sandbox::SshdHarness> sshd;

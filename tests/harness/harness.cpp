@@ -186,4 +186,17 @@ std::vector<pid_t> children_of(pid_t parent) {
   return out;
 }
 
+std::string random_bytes(std::size_t n, unsigned seed) {
+  std::string out(n, '\0');
+  std::mt19937 rng(seed);
+  for (auto& c : out)
+    c = static_cast<char>(rng() & 0xff);
+  return out;
+}
+
+std::string slurp(const std::filesystem::path& path) {
+  auto r = core::read_file(path);
+  return r ? *r : std::string();
+}
+
 }  // namespace autopod::testing

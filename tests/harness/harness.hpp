@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <functional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/process.hpp"
@@ -86,5 +87,24 @@ bool wait_for_change(const std::filesystem::path& dir, const std::function<bool(
 
 // PIDs whose parent is `parent`.
 std::vector<pid_t> children_of(pid_t parent);
+
+// `n` pseudo-random bytes from `seed`: the same seed gives the same bytes.
+std::string random_bytes(std::size_t n, unsigned seed);
+
+// A file's whole content; "" when it cannot be read.
+std::string slurp(const std::filesystem::path& path);
+
+// Polls `cond` every 20 ms until it holds, for at most 30 s; false when it never did. For
+// conditions no file event or signal announces (another process's state, say).
+template <typename F>
+bool eventually(F cond) {
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (std::chrono::steady_clock::now() < until) {
+    if (cond())
+      return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
 
 }  // namespace autopod::testing

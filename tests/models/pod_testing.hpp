@@ -11,6 +11,7 @@
 #include "core/ssh_key.hpp"
 #include "models/pod.hpp"
 #include "sandbox/sshd_harness.hpp"
+#include "tests/harness/harness.hpp"
 #include "tests/models/models_testing.hpp"
 
 namespace autopod::testing {
@@ -75,18 +76,6 @@ struct SshPod {
     return nlohmann::json{{"state", "timed out"}};
   }
 };
-
-// Waits until `cond` holds (up to 30 s); false when it never did.
-template <typename F>
-bool eventually(F cond) {
-  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (std::chrono::steady_clock::now() < until) {
-    if (cond())
-      return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return false;
-}
 
 // Names of the files in `dir` (none when it does not exist).
 inline std::vector<std::string> names_in(const std::filesystem::path& dir) {
