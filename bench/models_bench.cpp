@@ -2,8 +2,9 @@
 // one 1 GiB file (sparse at the source), each tool's time including verification.
 // 1. Capped at 50 MB/s per connection (as model CDNs cap a stream): the engine (at 2, 4, 8 and
 //    16 connections, to choose the default) vs `curl -L -o` + sha256sum vs
-//    `aria2c -x8 -s8 -k1M` + sha256sum. Targets: >= 0.9 x aria2c and >= 4 x curl.
-// 2. Uncapped: the engine vs curl + sha256sum. Target: >= 0.95 x curl.
+//    `aria2c -x8 -s8 -k1M` + sha256sum, and the pod path (the pod-side program through a real
+//    sshd, as `models sync` runs it on a pod). Targets: >= 0.9 x aria2c and >= 4 x curl.
+// 2. Uncapped: the engine and the pod path vs curl + sha256sum. Target: >= 0.95 x curl.
 // 3. sha256 rate of the engine's hasher (OpenSSL EVP) vs sha256sum on the same file.
 // 4. A manifest of 20 files, 15 already present (4 GiB, sparse): the no-op part of the sync
 //    (deciding "present" from the records) locally and on the pod path (the pod-side program
@@ -17,6 +18,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <string>
+#include <thread>
 
 #include "core/fs.hpp"
 #include "core/process.hpp"
@@ -96,6 +98,40 @@ autopod::models::PodExec ssh_exec(autopod::sandbox::SshdHarness& sshd, const fs:
     full.push_back(command);
     return autopod::core::run_capture(full, input);
   };
+}
+
+// Seconds for the pod path to fetch and verify `url` into `root` (the pod-side program, started
+// through the sshd as `models sync` starts it, followed until its job ends), or -1.
+double pod_path(const autopod::models::PodExec& exec, const std::string& url, const fs::path& root,
+                int connections) {
+  namespace m = autopod::models;
+  auto manifest = m::parse_manifest("models:\n  - source: " + url + "\n    folder: checkpoints\n    sha256: " +
+                                        expected_sha + "\n", "bench.yaml");
+  auto transport = autopod::core::make_curl_transport();
+  m::Resolver resolver(*transport, m::Endpoints{});
+  auto listing = m::pod_listing(exec, root.string());
+  auto plan = listing && manifest ? m::plan_sync(*manifest, *listing, root, resolver, m::Prune::no)
+                                  : autopod::core::Result<m::SyncPlan>(autopod::core::fail(
+                                        autopod::core::ErrorCode::internal, "no listing"));
+  if (!plan) return std::fprintf(stderr, "pod plan failed: %s\n", plan.error().message.c_str()), -1;
+  m::PodJobOptions options;
+  options.connections = connections;
+  auto t = Clock::now();
+  auto job = m::pod_start(exec, root.string(), *plan, options);
+  if (!job) return std::fprintf(stderr, "pod start failed: %s\n", job.error().message.c_str()), -1;
+  std::string state = "running";
+  while (state == "running") {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the job's state file, polled
+    auto st = m::pod_status(exec, root.string(), *job);
+    if (!st) return std::fprintf(stderr, "pod status failed: %s\n", st.error().message.c_str()), -1;
+    state = st->value("state", "");
+  }
+  double secs = since(t);
+  fs::path placed = root / "checkpoints" / fs::path(url).filename();
+  bool ok = state == "done" && fs::exists(placed) && fs::file_size(placed) == static_cast<std::uintmax_t>(k_size);
+  if (!ok) std::fprintf(stderr, "pod job ended %s\n", state.c_str());
+  fs::remove_all(root);
+  return ok ? secs : -1;
 }
 
 // Case 4: 20 files, 15 present (4 GiB sparse, with records), 5 to download (resolved, 1 MiB).
@@ -215,21 +251,31 @@ int main(int argc, char** argv) {
   }
   double eng8 = engine(url, dest, 8, etag);
   line("autopod engine, 8 (again, side by side)", eng8);
+  // What `models sync` does on a pod: the pod-side program, through a real sshd.
+  auto sshd = autopod::sandbox::SshdHarness::start(dir / "sshd");
+  autopod::models::PodExec exec = sshd ? ssh_exec(**sshd, dir / "id_ed25519") : autopod::models::PodExec{};
+  double pod8 = exec ? pod_path(exec, url, dir / "pod-root", 8) : -1;
+  line("autopod pod path (sshd), 8 connections", pod8);
   double aria = tool({"aria2c", "-q", "-x8", "-s8", "-k1M", "--allow-overwrite=true", "-d", dest.parent_path().string(), "-o", "model.bin", url}, dest);
   line("aria2c -x8 -s8 -k1M + sha256sum", aria);
   double curl = tool({"curl", "-sS", "-L", "-o", dest.string(), url}, dest);
   line("curl -L -o + sha256sum", curl);
   std::printf("  ratios: engine(8)/aria2c %.2f (target >= 0.9), engine(8)/curl %.2f (target >= 4)\n",
               aria / eng8, curl / eng8);
+  std::printf("          pod path(8)/aria2c %.2f (target >= 0.9), pod path(8)/curl %.2f (target >= 4)\n",
+              aria / pod8, curl / pod8);
   std::printf("  most connections at >= 80 %% of their cap: %d (the default is 8)\n", best_n);
 
   storage.set_rate(0);
   std::printf("uncapped:\n");
   double eng_u = engine(url, dest, 8, etag);
   line("autopod engine, 8 connections", eng_u);
+  double pod_u = exec ? pod_path(exec, url, dir / "pod-root", 8) : -1;
+  line("autopod pod path (sshd), 8 connections", pod_u);
   double curl_u = tool({"curl", "-sS", "-L", "-o", dest.string(), url}, dest);
   line("curl -L -o + sha256sum", curl_u);
-  std::printf("  ratio: engine/curl speed %.2f (target >= 0.95)\n", curl_u / eng_u);
+  std::printf("  ratio: engine/curl speed %.2f, pod path/curl speed %.2f (target >= 0.95)\n",
+              curl_u / eng_u, curl_u / pod_u);
 
   // A file with real blocks, read from the page cache by both.
   auto made = autopod::core::run_capture({"dd", "if=/dev/urandom", "of=" + dest.string(), "bs=1M", "count=1024", "status=none"});
