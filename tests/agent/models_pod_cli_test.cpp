@@ -17,15 +17,6 @@
 namespace autopod::testing {
 namespace {
 
-std::vector<std::string> names_in(const std::filesystem::path& dir) {
-  std::vector<std::string> out;
-  std::error_code ec;
-  for (const auto& e : std::filesystem::directory_iterator(dir, ec))
-    out.push_back(e.path().filename().string());
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
 bool has_partial(const std::filesystem::path& dir) {
   for (const auto& n : names_in(dir))
     if (n.size() > 5 && n.compare(n.size() - 5, 5, ".part") == 0)

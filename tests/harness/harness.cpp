@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
@@ -191,6 +192,15 @@ std::string random_bytes(std::size_t n, unsigned seed) {
   std::mt19937 rng(seed);
   for (auto& c : out)
     c = static_cast<char>(rng() & 0xff);
+  return out;
+}
+
+std::vector<std::string> names_in(const std::filesystem::path& dir) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec))
+    out.push_back(e.path().filename().string());
+  std::sort(out.begin(), out.end());
   return out;
 }
 

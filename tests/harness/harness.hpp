@@ -91,6 +91,9 @@ std::vector<pid_t> children_of(pid_t parent);
 // `n` pseudo-random bytes from `seed`: the same seed gives the same bytes.
 std::string random_bytes(std::size_t n, unsigned seed);
 
+// Names of the files in `dir`, sorted (none when it does not exist).
+std::vector<std::string> names_in(const std::filesystem::path& dir);
+
 // A file's whole content; "" when it cannot be read.
 std::string slurp(const std::filesystem::path& path);
 

@@ -77,16 +77,6 @@ struct SshPod {
   }
 };
 
-// Names of the files in `dir` (none when it does not exist).
-inline std::vector<std::string> names_in(const std::filesystem::path& dir) {
-  std::vector<std::string> out;
-  std::error_code ec;
-  for (const auto& e : std::filesystem::directory_iterator(dir, ec))
-    out.push_back(e.path().filename().string());
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
 // Every file under `dir` whose bytes contain `needle`.
 inline std::vector<std::string> files_containing(const std::filesystem::path& dir,
                                                  const std::string& needle) {
