@@ -222,7 +222,8 @@ core::Result<Report> run(Context& ctx, const Options& options) {
   TRY_ASSIGN(auto cfg, ctx.config());
   auto settings = settings_from(cfg->maintain);
   TRY_ASSIGN(auto provider, ctx.provider());
-  TRY_ASSIGN(auto memory, load_memory(cfg->home));
+  TRY_ASSIGN(const auto loaded, load_memory(cfg->home));
+  auto memory = loaded;
   TRY_ASSIGN(auto activity, load_activity(cfg->home));
   WallTime t = now();
   provider->set_deadline(core::system_clock().now() + options.provider_timeout);
@@ -266,7 +267,7 @@ core::Result<Report> run(Context& ctx, const Options& options) {
     return !listed_now && kv.second.day != today;
   });
   if (!options.dry_run)
-    TRY(save_memory(cfg->home, memory));
+    TRY(save_memory(cfg->home, loaded, memory));
   return report;
 }
 

@@ -35,12 +35,44 @@ core::Result<std::map<std::string, PodMemory>> load_memory(const core::Home& hom
   return pods;
 }
 
-core::Status save_memory(const core::Home& home, const std::map<std::string, PodMemory>& pods) {
+namespace {
+
+// What record_pod_change wrote into `base`: the running-time count, up to the command's moment.
+PodMemory with_command_count(PodMemory base, const PodMemory& command) {
+  base.name = command.name;
+  base.day = command.day;
+  base.running_secs = command.running_secs;
+  base.cost_per_hr = command.cost_per_hr;
+  base.last_seen = command.last_seen;
+  base.last_status = command.last_status;
+  return base;
+}
+
+}  // namespace
+
+core::Status save_memory(const core::Home& home,
+                         const std::map<std::string, PodMemory>& loaded,
+                         const std::map<std::string, PodMemory>& pods) {
   TRY(core::ensure_dir(home.root()));
-  json out = json::object();
-  for (const auto& [id, m] : pods)
-    out[id] = m;
   TRY(core::StateFile(home.maintain_state()).update([&](json& doc) -> core::Status {
+    json out = json::object();
+    for (const auto& [id, m] : pods)
+      out[id] = m;
+    if (doc.contains("pods") && doc["pods"].is_object()) {
+      for (const auto& [id, j] : doc["pods"].items()) {
+        PodMemory stored;
+        try {
+          stored = j.get<PodMemory>();
+        } catch (const json::exception&) {
+          continue;  // damaged: this run's entry replaces it
+        }
+        auto before = loaded.find(id);
+        if (before != loaded.end() && json(before->second) == json(stored))
+          continue;  // unchanged since this run read it
+        auto ours = pods.find(id);
+        out[id] = ours == pods.end() ? stored : with_command_count(ours->second, stored);
+      }
+    }
     doc["pods"] = out;
     return {};
   }));

@@ -14,8 +14,13 @@ namespace autopod::agent::maintain {
 
 // Pod id -> memory. A missing file is an empty map.
 core::Result<std::map<std::string, PodMemory>> load_memory(const core::Home& home);
-// Replaces the stored pods with `pods` (pods no longer listed are dropped by the caller).
-core::Status save_memory(const core::Home& home, const std::map<std::string, PodMemory>& pods);
+// Replaces the stored pods with `pods` (pods no longer listed are dropped by the caller), under
+// the file's lock. An entry a pod command changed since `loaded` was read (record_pod_change: a
+// stop or start during this run) keeps that command's running-time count, which reaches the
+// command's moment where this run's stops at its look; the rest of the entry is `pods`'s.
+core::Status save_memory(const core::Home& home,
+                         const std::map<std::string, PodMemory>& loaded,
+                         const std::map<std::string, PodMemory>& pods);
 
 // Pod id -> when an autopod command last used its ComfyUI.
 core::Result<std::map<std::string, Epoch>> load_activity(const core::Home& home);

@@ -5,6 +5,9 @@
 #include <cstdlib>
 
 #include "agent/maintain/decide.hpp"
+#include "agent/maintain/maintain.hpp"
+#include "agent/maintain/memory.hpp"
+#include "tests/harness/harness.hpp"
 #include "core/text.hpp"
 
 namespace autopod::agent::maintain {
@@ -67,6 +70,37 @@ TEST_F(Utc, AStopOrStartBetweenLooksIsCountedFromWhenItHappened) {
   // `autopod down` at 13:30 while running.
   account_change(m, pod, true, providers::PodStatus::terminated, at(13, 30));
   EXPECT_DOUBLE_EQ(m.running_secs, 10.5 * 3600.0);
+}
+
+// A `stop` recorded while a maintain run is under way (between its load and its save) keeps the
+// running time it counted: maintain's save does not put back what it read before the stop.
+TEST_F(Utc, AStopRecordedDuringAMaintainRunSurvivesItsSave) {
+  testing::TempDir dir;
+  core::Home home(dir.path());
+  auto pod = running_pod(at(0), 1.0);
+  std::map<std::string, PodMemory> memory;
+  (void)account_spend(memory[pod.id], pod, at(8));
+  ASSERT_TRUE(save_memory(home, {}, memory));
+
+  auto loaded = load_memory(home);  // maintain's run at 10:00 starts
+  ASSERT_TRUE(loaded);
+  auto ours = *loaded;
+  (void)account_spend(ours[pod.id], pod, at(10));
+  ours[pod.id].history_sig = "h1";
+  ASSERT_TRUE(record_pod_change(home, pod, true, providers::PodStatus::exited, at(10, 30)));
+  ASSERT_TRUE(save_memory(home, *loaded, ours));  // ... and ends
+
+  auto after = load_memory(home);
+  ASSERT_TRUE(after);
+  const auto& m = after->at(pod.id);
+  EXPECT_DOUBLE_EQ(m.running_secs, 10.5 * 3600.0);  // until the stop at 10:30, not 10:00
+  EXPECT_EQ(m.last_status, "exited");
+  EXPECT_EQ(m.history_sig, "h1");  // what maintain learned is kept too
+  // Unchanged entries are simply replaced: the next run's save writes its own count.
+  auto next = *after;
+  next[pod.id].running_secs = 1;
+  ASSERT_TRUE(save_memory(home, *after, next));
+  EXPECT_DOUBLE_EQ(load_memory(home)->at(pod.id).running_secs, 1);
 }
 
 TEST(MaintainDecide, ActivityResetsIdleAndTheFirstLookCountsAsActive) {
