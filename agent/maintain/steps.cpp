@@ -5,9 +5,9 @@
 #include <algorithm>
 
 #include "agent/cli/commands.hpp"
+#include "agent/pod_ssh.hpp"
 #include "comfy/client.hpp"
 #include "core/http.hpp"
-#include "core/process.hpp"
 #include "providers/pod_spec.hpp"
 
 namespace autopod::agent::maintain {
@@ -194,16 +194,14 @@ core::Status run_on_pod(Context& ctx, const Pod& pod, const std::string& command
     return core::fail(ErrorCode::not_found, "pod " + pod.name + " has no direct ssh endpoint");
   TRY_ASSIGN(auto cfg, ctx.config());
   TRY(ctx.ensure_key(pod));
-  auto argv = ssh_argv(*cfg, pod);
-  // Unattended: never prompt for a password or passphrase, and do not hang on a dead host.
-  argv.insert(argv.begin() + 1, {"-o", "BatchMode=yes", "-o", "ConnectTimeout=20"});
-  argv.insert(argv.end(), {"--", command});
-  TRY_ASSIGN(auto out, core::run_capture(argv));
-  if (out.exit_code != 0) {
+  TRY_ASSIGN(auto session, connect_pod(*cfg, pod));
+  TRY_ASSIGN(auto out, core::ssh_exec(*session, command, "", k_restart_timeout));
+  if (out.exit_status != 0) {
     std::string err = out.err.substr(0, out.err.find_last_not_of("\n") + 1);
+    std::string how = out.signal.empty() ? "exited " + std::to_string(out.exit_status)
+                                         : "was killed by SIG" + out.signal;
     return core::fail(ErrorCode::remote,
-                      "`" + command + "` on " + pod.name + " exited " +
-                          std::to_string(out.exit_code) + (err.empty() ? "" : ": " + err),
+                      "`" + command + "` on " + pod.name + " " + how + (err.empty() ? "" : ": " + err),
                       "check maintain.restart_command; try it with autopod ssh " + pod.name);
   }
   return {};

@@ -2,6 +2,7 @@
 // Internal to agent/maintain/: the steps of a pass that touch the world: tunnels, ComfyUI
 // through a tunnel, and the actions (down, stop, restart command over ssh).
 
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -27,8 +28,10 @@ ComfyView look_at_comfyui(Context& ctx, const providers::Pod& pod, bool open_tun
 // Takes the pod down (terminate, volume and pods.json record kept), or stops it.
 core::Status tear_down(Context& ctx, const providers::Pod& pod, Teardown how);
 
-// Runs `command` on the pod over ssh (OpenSSH, the pod's key, BatchMode). remote error with
-// the command's exit code and stderr when it fails.
+// Runs `command` on the pod over SSH exec (libssh2: the pod's key, its host key pinned in
+// AUTOPOD_HOME/known_hosts; nothing can prompt), bounded by k_restart_timeout. remote error with
+// the command's exit status and stderr when it fails; network/auth errors from the session.
+inline constexpr std::chrono::minutes k_restart_timeout{2};
 core::Status run_on_pod(Context& ctx, const providers::Pod& pod, const std::string& command);
 
 }  // namespace autopod::agent::maintain
