@@ -54,7 +54,7 @@ json run_error(const std::vector<comfy::RunResult>& results, const core::Error& 
 
 void Generations::finish(const std::string& id, const comfy::RunRequest& request,
                          const core::Result<std::vector<comfy::RunResult>>& results) {
-  if (!results) return fail_task(id, results.error());
+  if (!results) return fail_task(m_store, id, results.error());
   auto summary = comfy::summarize(*results, request.options);
   if (!summary.status) {
     json error = run_error(*results, summary.status.error());
@@ -90,44 +90,22 @@ void Generations::finish(const std::string& id, const comfy::RunRequest& request
 }
 
 core::Result<Task> Generations::cancel(const std::string& id) {
-  auto task = m_store.get(id);
-  if (!task) return fail(ErrorCode::not_found, "no task " + id);
-  if (is_final(task->status))
-    return fail(ErrorCode::conflict, "task " + id + " has already ended (" + to_string(task->status) + ")");
-  {
-    std::lock_guard lock(m_mutex);
-    m_cancelled.insert(id);
-  }
-  m_cv.notify_all();
-  // Read again: a prompt submitted meanwhile is recorded by now, or cancelled by the submit hook.
-  task = m_store.get(id);
-  if (!task->prompt_ids.empty()) {
-    auto undo = [&](const core::Error& e) {
-      std::lock_guard lock(m_mutex);
-      m_cancelled.erase(id);
-      return fail(e);
+  return m_followers.cancel(m_store, id, [&](const Task& task) -> core::Status {
+    if (task.prompt_ids.empty()) return {};  // none submitted; the submit hook takes back a late one
+    TRY_ASSIGN(auto url, m_pods.comfy_url(task.pod));
+    TRY_ASSIGN(auto client, comfy::ComfyClient::connect(url, core::make_curl_transport, core::system_clock()));
+    TRY_ASSIGN(auto queue, client.queue());
+    auto ours = [&](const std::string& prompt_id) {
+      return std::count(task.prompt_ids.begin(), task.prompt_ids.end(), prompt_id) > 0;
     };
-    auto url = m_pods.comfy_url(task->pod);
-    if (!url) return undo(url.error());
-    auto client = comfy::ComfyClient::connect(*url, core::make_curl_transport, core::system_clock());
-    if (!client) return undo(client.error());
-    auto queue = client->queue();
-    if (!queue) return undo(queue.error());
     std::vector<std::string> pending;
-    for (const auto& q : queue->pending)
-      if (std::count(task->prompt_ids.begin(), task->prompt_ids.end(), q.prompt_id)) pending.push_back(q.prompt_id);
-    if (!pending.empty())
-      if (auto st = client->cancel(pending); !st) return undo(st.error());
-    for (const auto& q : queue->running)
-      if (std::count(task->prompt_ids.begin(), task->prompt_ids.end(), q.prompt_id))
-        if (auto st = client->interrupt(q.prompt_id); !st) return undo(st.error());
-  }
-  m_store.update(id, [&](Task& t) -> const char* {
-    if (is_final(t.status)) return nullptr;
-    t.status = TaskStatus::cancelled;
-    return "cancelled";
+    for (const auto& q : queue.pending)
+      if (ours(q.prompt_id)) pending.push_back(q.prompt_id);
+    if (!pending.empty()) TRY(client.cancel(pending));
+    for (const auto& q : queue.running)
+      if (ours(q.prompt_id)) TRY(client.interrupt(q.prompt_id));
+    return {};
   });
-  return *m_store.get(id);
 }
 
 }  // namespace autopod::agent::service

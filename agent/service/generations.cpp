@@ -20,68 +20,37 @@ Generations::Generations(TaskStore& store, PodAccess& pods, const ServiceOptions
 Generations::~Generations() { stop(); }
 
 void Generations::start(const std::string& id) {
-  std::lock_guard lock(m_mutex);
-  if (m_stopping) return;
-  for (const auto& done : m_done) {
-    auto it = m_threads.find(done);
-    if (it != m_threads.end()) {
-      it->second.join();
-      m_threads.erase(it);
-    }
-  }
-  m_done.clear();
-  if (m_threads.count(id)) return;
-  m_threads[id] = std::thread([this, id] {
-    run(id);
-    std::lock_guard l(m_mutex);
-    m_done.push_back(id);
-  });
+  m_followers.start(id, [this, id] { run(id); });
 }
 
 void Generations::stop() {
-  std::map<std::string, std::thread> threads;
-  {
-    std::lock_guard lock(m_mutex);
-    m_stopping = true;
-    threads.swap(m_threads);
-  }
-  m_cv.notify_all();
-  for (auto& [id, t] : threads) t.join();
+  m_followers.stop();
 }
 
-bool Generations::cancelled(const std::string& id) {
-  std::lock_guard lock(m_mutex);
-  return m_stopping || m_cancelled.count(id);
-}
-
+// A running slot on `pod` (max_running_per_pod), waited for; false when the task was cancelled
+// or the service stops meanwhile.
 bool Generations::acquire_slot(const std::string& pod, const std::string& id) {
   if (m_options.max_running_per_pod <= 0) return true;
-  std::unique_lock lock(m_mutex);
-  m_cv.wait(lock, [&] {
-    return m_stopping || m_cancelled.count(id) || m_running[pod] < m_options.max_running_per_pod;
+  return m_followers.wait_to_take(id, [&] {
+    if (m_running[pod] >= m_options.max_running_per_pod) return false;
+    ++m_running[pod];
+    return true;
   });
-  if (m_stopping || m_cancelled.count(id)) return false;
-  ++m_running[pod];
-  return true;
 }
 
 void Generations::release_slot(const std::string& pod) {
   if (m_options.max_running_per_pod <= 0) return;
-  {
-    std::lock_guard lock(m_mutex);
-    --m_running[pod];
-  }
-  m_cv.notify_all();
+  m_followers.changed([&] { --m_running[pod]; });
 }
 
 void Generations::run(const std::string& id) {
   auto task = m_store.get(id);
   if (!task || is_final(task->status)) return;
-  auto keep = [this, id] { return !cancelled(id); };
+  auto keep = [this, id] { return m_followers.following(id); };
   if (!acquire_slot(task->pod, id)) return;
   auto st = run_fresh(*task, keep);
   release_slot(task->pod);
-  if (!st && !cancelled(id)) fail_task(id, st.error());
+  if (!st && m_followers.following(id)) fail_task(m_store, id, st.error());
 }
 
 core::Status Generations::run_fresh(const Task& task, const std::function<bool()>& keep) {
@@ -130,11 +99,7 @@ core::Status Generations::follow(const Task& task, comfy::ComfyClient& client, c
         t.prompt_ids.push_back(run.prompt_id);
       return "";
     });
-    bool is_cancelled;
-    {
-      std::lock_guard lock(m_mutex);
-      is_cancelled = m_cancelled.count(id) > 0;
-    }
+    bool is_cancelled = m_followers.cancelled(id);
     // Cancelled while it was being submitted: take it back at once.
     if (auto c = comfy::ComfyClient::connect(base, core::make_curl_transport, core::system_clock()); is_cancelled && c) {
       (void)c->cancel({run.prompt_id});
@@ -146,20 +111,6 @@ core::Status Generations::follow(const Task& task, comfy::ComfyClient& client, c
   if (!keep()) return {};
   finish(task.id, request, results);
   return {};
-}
-
-void Generations::fail_task(const std::string& id, const core::Error& e) {
-  // A rejected workflow's message lists every node error, one per line: all of it goes in details.
-  std::string first = e.message.substr(0, e.message.find('\n'));
-  json error = {{"message", first},
-                {"details", e.message + (e.hint.empty() ? "" : "\nhint: " + e.hint)},
-                {"nodeId", nullptr}, {"nodeType", nullptr}};
-  m_store.update(id, [&](Task& t) -> const char* {
-    if (is_final(t.status)) return nullptr;
-    t.status = TaskStatus::error;
-    t.error = error;
-    return "error";
-  });
 }
 
 }  // namespace autopod::agent::service

@@ -3,14 +3,10 @@
 // its own thread through comfy/run.hpp (prepare_run → run_workflow → summarize); after a restart
 // a task whose prompts were submitted attaches to them with the same WebSocket client id.
 
-#include <condition_variable>
 #include <map>
-#include <mutex>
-#include <set>
 #include <string>
-#include <thread>
-#include <vector>
 
+#include "agent/service/followers.hpp"
 #include "agent/service/progress.hpp"
 #include "agent/service/service.hpp"
 #include "agent/service/store.hpp"
@@ -41,8 +37,6 @@ class Generations {
                       const std::function<bool()>& keep);
   void finish(const std::string& id, const comfy::RunRequest& request,
               const core::Result<std::vector<comfy::RunResult>>& results);
-  void fail_task(const std::string& id, const core::Error& error);
-  bool cancelled(const std::string& id);
   bool acquire_slot(const std::string& pod, const std::string& id);
   void release_slot(const std::string& pod);
 
@@ -50,13 +44,8 @@ class Generations {
   PodAccess& m_pods;
   const ServiceOptions& m_options;
   StepNames m_steps;
-  std::mutex m_mutex;
-  std::condition_variable m_cv;
-  bool m_stopping = false;
-  std::map<std::string, std::thread> m_threads;
-  std::vector<std::string> m_done;  // threads that ended, joined by the next start()
-  std::set<std::string> m_cancelled;
-  std::map<std::string, int> m_running;  // per pod, when max_running_per_pod is set
+  std::map<std::string, int> m_running;  // per pod, when max_running_per_pod (under m_followers)
+  Followers m_followers;                 // last: its threads are joined first
 };
 
 // A workflow source from the request's `workflow`: an object, or the name of a saved workflow

@@ -77,38 +77,11 @@ core::Result<Task> Syncs::create(const json& body) {
 }
 
 void Syncs::start(const std::string& id) {
-  std::lock_guard lock(m_mutex);
-  if (m_stopping)
-    return;
-  for (const auto& done : m_done)
-    if (auto it = m_threads.find(done); it != m_threads.end()) {
-      it->second.join();
-      m_threads.erase(it);
-    }
-  m_done.clear();
-  if (m_threads.count(id))
-    return;
-  m_threads[id] = std::thread([this, id] {
-    run(id);
-    std::lock_guard l(m_mutex);
-    m_done.push_back(id);
-  });
+  m_followers.start(id, [this, id] { run(id); });
 }
 
 void Syncs::stop() {
-  std::map<std::string, std::thread> threads;
-  {
-    std::lock_guard lock(m_mutex);
-    m_stopping = true;
-    threads.swap(m_threads);
-  }
-  for (auto& [id, t] : threads)
-    t.join();
-}
-
-bool Syncs::following(const std::string& id) {
-  std::lock_guard lock(m_mutex);
-  return !m_stopping && !m_cancelled.count(id);
+  m_followers.stop();
 }
 
 void Syncs::run(const std::string& id) {
@@ -116,8 +89,8 @@ void Syncs::run(const std::string& id) {
   if (!task || is_final(task->status))
     return;
   auto st = run_sync(*task);
-  if (!st && following(id))
-    fail_task(id, st.error());
+  if (!st && m_followers.following(id))
+    fail_task(m_store, id, st.error());
 }
 
 core::Result<models::Manifest> Syncs::manifest_of(const Task& task,
@@ -178,7 +151,7 @@ core::Status Syncs::run_sync(const Task& task) {
                                    {"folder", item.path.parent_path().filename().string()},
                                    {"name", item.path.filename().string()}});
     TRY(models::check_space(plan, target));
-    if (!following(id))
+    if (!m_followers.following(id))
       return {};
     TRY_ASSIGN(auto started, models::SyncRun::start(m_files, target, plan, options));
     run = std::move(started);
@@ -187,14 +160,14 @@ core::Status Syncs::run_sync(const Task& task) {
       t.sync = sync;
       return "";
     });
-    if (!following(id)) {  // cancelled while it started: take the job back at once
+    if (!m_followers.following(id)) {  // cancelled while it started: take the job back at once
       (void)run->control(models::TaskControl::cancel);
       return {};
     }
   }
   auto last = run->follow([&](const models::SyncProgress& p) { progress(id, p); },
-                          [&] { return following(id); });
-  if (!following(id))
+                          [&] { return m_followers.following(id); });
+  if (!m_followers.following(id))
     return {};
   if (!last)
     return fail(last.error());
@@ -266,54 +239,14 @@ void Syncs::finish(const std::string& id, const models::SyncProgress& p) {
   });
 }
 
-void Syncs::fail_task(const std::string& id, const core::Error& e) {
-  json error = {{"message", e.message.substr(0, e.message.find('\n'))},
-                {"details", e.message + (e.hint.empty() ? "" : "\nhint: " + e.hint)},
-                {"nodeId", nullptr},
-                {"nodeType", nullptr}};
-  m_store.update(id, [&](Task& t) -> const char* {
-    if (is_final(t.status))
-      return nullptr;
-    t.status = TaskStatus::error;
-    t.error = error;
-    return "error";
-  });
-}
-
 core::Result<Task> Syncs::cancel(const std::string& id) {
-  auto task = m_store.get(id);
-  if (!task)
-    return fail(ErrorCode::not_found, "no task " + id);
-  if (is_final(task->status))
-    return fail(ErrorCode::conflict,
-                "task " + id + " has already ended (" + to_string(task->status) + ")");
-  {
-    std::lock_guard lock(m_mutex);
-    m_cancelled.insert(id);
-  }
-  task = m_store.get(id);  // a job started meanwhile is recorded by now, or taken back by run_sync
-  std::string job = task->sync.is_object() ? task->sync.value("job", "") : "";
-  if (!job.empty()) {
-    auto undo = [&](const core::Error& e) {
-      std::lock_guard lock(m_mutex);
-      m_cancelled.erase(id);
-      return fail(e);
-    };
-    auto target = m_pods.models_target(task->pod);
-    if (!target)
-      return undo(target.error());
-    if (auto st =
-            models::SyncRun::attach(m_files, *target, job).control(models::TaskControl::cancel);
-        !st)
-      return undo(st.error());
-  }
-  m_store.update(id, [&](Task& t) -> const char* {
-    if (is_final(t.status))
-      return nullptr;
-    t.status = TaskStatus::cancelled;
-    return "cancelled";
+  return m_followers.cancel(m_store, id, [&](const Task& task) -> core::Status {
+    std::string job = task.sync.is_object() ? task.sync.value("job", "") : "";
+    if (job.empty())
+      return {};  // not started yet; run_sync takes back a job it starts from now on
+    TRY_ASSIGN(auto target, m_pods.models_target(task.pod));
+    return models::SyncRun::attach(m_files, target, job).control(models::TaskControl::cancel);
   });
-  return *m_store.get(id);
 }
 
 }  // namespace autopod::agent::service

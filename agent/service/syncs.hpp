@@ -5,13 +5,9 @@
 // started, its bytes followed into the task's progress. The job id is kept in the task, so after
 // a restart the task re-attaches to the job on the pod.
 
-#include <map>
-#include <mutex>
-#include <set>
 #include <string>
-#include <thread>
-#include <vector>
 
+#include "agent/service/followers.hpp"
 #include "agent/service/service.hpp"
 #include "agent/service/store.hpp"
 
@@ -43,18 +39,12 @@ class Syncs {
                                              nlohmann::json& sync);
   void progress(const std::string& id, const models::SyncProgress& p);
   void finish(const std::string& id, const models::SyncProgress& p);
-  void fail_task(const std::string& id, const core::Error& error);
-  bool following(const std::string& id);
 
   TaskStore& m_store;
   PodAccess& m_pods;
   const ServiceOptions& m_options;
   models::TaskStore m_files;  // the per-file tasks, shared with `autopod models tasks`
-  std::mutex m_mutex;
-  bool m_stopping = false;
-  std::map<std::string, std::thread> m_threads;
-  std::vector<std::string> m_done;
-  std::set<std::string> m_cancelled;
+  Followers m_followers;      // last: its threads are joined first
 };
 
 }  // namespace autopod::agent::service
