@@ -25,7 +25,8 @@ struct SlotEntry {
 
 struct TwoLocalSyncs : ::testing::Test {
   TempDir dir;
-  // 1 MiB/s per connection: each 3 MiB file takes about 3 s on its one stream.
+  // 1 MiB/s per connection: a file of N MiB takes about N s on its one stream. a1 ends first
+  // (2 s) while a2 and a3 go on (6 s): one slot frees, and who takes it is the priority's doing.
   sandbox::StorageServer storage{sandbox::StorageOptions{1 << 20, {}, false}};
   std::vector<std::string> env;
   std::filesystem::path root, slots, manifest;
@@ -41,7 +42,8 @@ struct TwoLocalSyncs : ::testing::Test {
     m << "models:\n";
     for (int i = 1; i <= 4; ++i) {
       std::string name = "a" + std::to_string(i) + ".bin";
-      storage.put(name, random_bytes(3 << 20, 60 + i));
+      std::size_t mib = i == 1 ? 2 : i == 4 ? 3 : 6;
+      storage.put(name, random_bytes(mib << 20, 60 + static_cast<unsigned>(i)));
       m << "  - source: " << storage.plain_url(name) << "\n    folder: checkpoints\n";
     }
     storage.put("b.bin", random_bytes(3 << 20, 70));
@@ -137,8 +139,10 @@ TEST_F(TwoLocalSyncs, PauseOfAFileWaitingForASlotEndsItsWait) {
   ASSERT_TRUE(wait_for_change(slots, [&] { return b_waits(); }, std::chrono::seconds(20)));
   auto tasks = json::parse(slurp(dir / "home" / "tasks" / "tasks.json"), nullptr, false);
   std::string id;
-  for (const auto& [key, t] : tasks.value("tasks", json::object()).items())
-    if (t.value("destination", "").find("b.bin") != std::string::npos) id = key;
+  ASSERT_TRUE(tasks.is_object() && tasks.contains("tasks"));
+  const json& all = tasks["tasks"];
+  for (auto it = all.begin(); it != all.end(); ++it)
+    if (it.value().value("destination", "").find("b.bin") != std::string::npos) id = it.key();
   ASSERT_FALSE(id.empty()) << tasks.dump(2);
   auto pause = run_autopod({"models", "pause", id}, env);
   EXPECT_EXIT_OK(pause);
