@@ -101,7 +101,7 @@ DownloadSlot::~DownloadSlot() {
   if (m_held) ::unlink((m_dir / m_name).c_str());
 }
 
-bool DownloadSlot::try_take() {
+core::Result<bool> DownloadSlot::try_take() {
   auto entries = live_entries(m_dir);
   auto running = std::count_if(entries.begin(), entries.end(), [](const Entry& e) { return e.running; });
   std::vector<std::tuple<int, double, std::string>> waiting;
@@ -111,9 +111,8 @@ bool DownloadSlot::try_take() {
   auto free = m_limit - running;
   for (long i = 0; i < free && i < static_cast<long>(waiting.size()); ++i) {
     if (std::get<2>(waiting[static_cast<std::size_t>(i)]) != m_name) continue;
-    return core::write_file_atomic(m_dir / m_name,
-                                   entry_json(m_priority, m_queued_at, true).dump(), 0644)
-        .has_value();
+    TRY(core::write_file_atomic(m_dir / m_name, entry_json(m_priority, m_queued_at, true).dump(), 0644));
+    return true;
   }
   return false;
 }
@@ -128,9 +127,9 @@ core::Result<bool> DownloadSlot::wait(const std::function<bool()>& give_up,
                   "check the permissions of the models root");
     while (::flock(fd, LOCK_EX) != 0 && errno == EINTR) {
     }
-    bool taken = try_take();
+    auto taken = try_take();
     ::close(fd);  // releases the lock
-    if (taken) return true;
+    if (!taken || *taken) return taken;
     if (give_up()) {
       ::unlink((m_dir / m_name).c_str());
       m_held = false;

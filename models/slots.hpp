@@ -28,13 +28,14 @@ class DownloadSlot {
 
   // Waits until fewer than `limit` entries run and this one is among the first waiting ones
   // (priority, then queued_at, then key): true, marked running. False as soon as `give_up()`
-  // holds (polled every `poll`, outside the lock); the entry is then removed.
+  // holds (polled every `poll`, outside the lock); the entry is then removed. io when the lock
+  // or the entry cannot be written.
   core::Result<bool> wait(const std::function<bool()>& give_up,
                           std::chrono::milliseconds poll = std::chrono::milliseconds(100));
 
  private:
   DownloadSlot() = default;
-  bool try_take();  // under the lock
+  core::Result<bool> try_take();  // under the lock; io when the entry cannot be rewritten
   std::filesystem::path m_dir;
   std::string m_name;  // key + ".json"
   int m_priority = 0;
