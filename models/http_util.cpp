@@ -90,6 +90,13 @@ std::string strip_etag(std::string etag) {
   return etag;
 }
 
+bool same_origin(const std::string& a, const std::string& b) {
+  auto x = core::parse_url(a);
+  auto y = core::parse_url(b);
+  return x && y && x->scheme == y->scheme && core::lowercase(x->host) == core::lowercase(y->host) &&
+         x->port == y->port;
+}
+
 bool parse_content_range(const std::string& value, std::int64_t& first, std::int64_t& last,
                          std::int64_t& total) {
   long long a = 0, b = 0, t = -1;

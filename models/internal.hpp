@@ -27,6 +27,11 @@ std::string url_file_name(const std::string& url);
 // "…": an ETag without W/ and quotes.
 std::string strip_etag(std::string etag);
 
+// True when both URLs have the same scheme, host (case-insensitive) and port: the only case in
+// which a source's token may go with a request (model-sources.md §0.4). False when either is
+// unparsable.
+bool same_origin(const std::string& a, const std::string& b);
+
 // "bytes A-B/T" -> A, B, T (T = -1 for "*"); false when malformed.
 bool parse_content_range(const std::string& value, std::int64_t& first, std::int64_t& last,
                          std::int64_t& total);

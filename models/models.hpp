@@ -81,6 +81,8 @@ struct Endpoints {
   // from_env(), with the tokens of config.yaml (hf.token, civitai.token) where the environment
   // sets none: the environment wins.
   static Endpoints from_config(const core::Config& config);
+  // The token a ResolvedFile's `auth` names ("hf", "civitai"); empty for "" or when unset.
+  std::string token_for(const std::string& auth) const;
 };
 
 // What to fetch, after resolution: a URL that carries no token, and what to expect from it.
@@ -138,6 +140,10 @@ struct TransferOptions {
   std::string user_agent = "autopod/0.1";
   // A fresh URL when the signed one expired (403/410 mid-download); unset: such a range fails.
   std::function<core::Result<ResolvedFile>()> reresolve;
+  // The token of the file's `auth` (Endpoints::token_for; run_task and apply_plan set it): sent
+  // only with requests to the host of the file's `origin` (a private regular file the Hub
+  // serves itself), never to storage; no redirect is followed with it. Empty: none.
+  std::string token;
   std::function<void(const Progress&)> on_progress;
   // Polled while bytes move: pause keeps the partial file, cancel removes it.
   std::function<StopKind()> should_stop;

@@ -134,6 +134,7 @@ core::Status apply_plan(const SyncPlan& plan, const std::filesystem::path& root,
     TransferOptions opt = options;
     const ManifestEntry entry = item.entry;
     if (!opt.reresolve) opt.reresolve = [&resolver, entry] { return resolver.resolve(entry); };
+    if (opt.token.empty()) opt.token = resolver.endpoints().token_for(item.resolved->auth);
     TRY_ASSIGN(auto done, download(*item.resolved, item.path, opt));
     TRY(record_placed(item.path, *item.resolved, done));
   }

@@ -162,8 +162,14 @@ RangeResult RangeFetcher::fetch(const RangeRequest& q, int fd, const std::atomic
   curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
   curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
   curl_easy_setopt(c, CURLOPT_XFERINFODATA, &t);
-  // No FOLLOWLOCATION: the URL is already the final one, and no Authorization is ever set here.
+  // No FOLLOWLOCATION: the URL is already the final one, and a token set for it (the origin's
+  // host only) can never travel on to another host.
   curl_slist* headers = curl_slist_append(nullptr, "Accept-Encoding: identity");
+  std::string auth;
+  if (!q.bearer.empty()) {
+    auth = "Authorization: Bearer " + q.bearer;
+    headers = curl_slist_append(headers, auth.c_str());
+  }
   std::string range;
   if (q.use_range) {
     range = "Range: bytes=" + std::to_string(q.first) + "-" +

@@ -21,6 +21,9 @@ struct RangeRequest {
   std::string validator;   // sent as If-Range
   std::string user_agent;
   std::chrono::milliseconds stall_timeout{30000};
+  // Sent as "Authorization: Bearer" when set: the caller sets it only for the origin's host
+  // (same_origin), never for storage. Redirects are never followed here.
+  std::string bearer;
 };
 
 enum class RangeOutcome {

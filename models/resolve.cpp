@@ -17,6 +17,10 @@ Endpoints Endpoints::from_config(const core::Config& config) {
   return ep;
 }
 
+std::string Endpoints::token_for(const std::string& auth) const {
+  return auth == "hf" ? hf_token : auth == "civitai" ? civitai_token : std::string();
+}
+
 Endpoints Endpoints::from_env() {
   Endpoints ep;
   auto env = [](const char* name) {

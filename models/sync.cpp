@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "core/text.hpp"
+#include "models/slots.hpp"
 
 namespace autopod::models {
 namespace {
@@ -103,6 +104,7 @@ PodJobOptions job_options(const SyncOptions& options) {
   Endpoints ep = options.endpoints ? *options.endpoints : Endpoints::from_env();
   PodJobOptions o;
   o.connections = options.connections, o.priority = options.priority;
+  o.parallel = options.parallel;
   o.hf_token = ep.hf_token, o.civitai_token = ep.civitai_token;
   return o;
 }
@@ -213,19 +215,52 @@ core::Result<SyncProgress> SyncRun::follow(const SyncProgressFn& on_progress,
   }
 }
 
-// The tasks run here, at most local_workers at once, each worker with its own connection and
-// resolver; each placed file gets its record. The first failure is returned after all ended.
+namespace {
+
+double unix_seconds() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// Waits for task `id`'s turn under `root` (shared with every process and pod job there, see
+// slots.hpp), then runs it. cancelled when it was paused or cancelled while it waited.
+core::Result<TransferResult> run_in_turn(TaskStore& store, const std::string& id,
+                                         const std::filesystem::path& root, int limit,
+                                         double queued_at, Resolver& resolver,
+                                         const TransferOptions& options) {
+  TRY_ASSIGN(auto task, store.get(id));
+  TRY_ASSIGN(auto slot, DownloadSlot::enter(root, "local." + id, task.priority, limit, queued_at));
+  TaskState seen = TaskState::queued;
+  TRY_ASSIGN(bool turn, slot.wait([&] {
+    auto now = store.get(id);
+    seen = now ? now->state : TaskState::cancelled;
+    return seen != TaskState::queued;
+  }));
+  if (!turn)
+    return core::fail(ErrorCode::cancelled, "task " + id + " was " + to_string(seen) +
+                                                " while it waited for one of the " +
+                                                std::to_string(limit) + " download slots of " +
+                                                root.string());
+  return run_task(store, id, resolver, options);
+}
+
+}  // namespace
+
+// The tasks run here, at most `parallel` at once under the root counting every other process
+// and pod job there, each worker with its own connection and resolver; each placed file gets
+// its record. The first failure is returned after all ended.
 core::Result<SyncProgress> SyncRun::run_local(const SyncProgressFn& on_progress) {
   std::vector<core::Status> results(m_ids.size());
   std::atomic<std::size_t> next{0};
   Endpoints endpoints = m_options.endpoints ? *m_options.endpoints : Endpoints::from_env();
+  const double queued_at = unix_seconds();
   auto worker = [&] {
     auto transport = core::make_curl_transport();
     Resolver resolver(*transport, endpoints);
     TransferOptions options;
     options.connections = m_options.connections;
     for (std::size_t i; (i = next++) < m_ids.size();) {
-      auto done = run_task(*m_store, m_ids[i], resolver, options);
+      auto done = run_in_turn(*m_store, m_ids[i], m_target.root, m_options.parallel, queued_at,
+                              resolver, options);
       if (!done)
         results[i] = core::fail(done.error());
       else if (m_resolved[i])
@@ -241,7 +276,7 @@ core::Result<SyncProgress> SyncRun::run_local(const SyncProgressFn& on_progress)
   };
   std::vector<std::thread> threads;
   auto workers = std::min<std::size_t>(
-      static_cast<std::size_t>(std::max(1, m_options.local_workers)), m_ids.size());
+      static_cast<std::size_t>(std::max(1, m_options.parallel)), m_ids.size());
   for (std::size_t i = 0; i < workers; ++i)
     threads.emplace_back(worker);
   std::atomic<bool> stop{false};

@@ -47,7 +47,10 @@ struct SyncOptions {
   int connections = 8;                  // per file
   int priority = 0;                     // higher first when files wait for one of the 3 slots
   std::chrono::milliseconds poll{500};  // between two looks at the job's state
-  int local_workers = 3;                // files at once on this machine
+  // Files at once under the models root, counted with every other process and pod job there
+  // (<root>/.autopod/slots, as pod jobs do): a local sync waits for a free one, the highest
+  // priority first, then the one queued earliest. A pod job is started with the same limit.
+  int parallel = 3;
   // Hubs and tokens: local re-resolves, and the tokens a pod job gets on stdin (to re-resolve an
   // expired URL, fetch a private file). Unset: Endpoints::from_env().
   std::optional<Endpoints> endpoints;

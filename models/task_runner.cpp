@@ -35,6 +35,7 @@ core::Result<TransferResult> run_task(TaskStore& store, const std::string& id, R
   TransferOptions opt = options;
   const ManifestEntry entry = task.entry;
   opt.reresolve = [&resolver, entry] { return resolver.resolve(entry); };
+  if (opt.token.empty()) opt.token = resolver.endpoints().token_for(resolved->auth);
   std::mutex mu;
   auto last_poll = std::chrono::steady_clock::now() - std::chrono::seconds(1);
   StopKind asked = StopKind::none;

@@ -132,6 +132,7 @@ core::Result<TransferResult> download(const ResolvedFile& file, const std::files
   Engine e(opt, claim);
   e.state = fresh_state(file, dest, opt);
   e.url = file.url;
+  e.origin = file.origin;
   e.ranged = file.ranges && file.size > 0;
   bool resumed = !previous.partial.empty() && previous.same_download(e.state) && e.ranged &&
                  std::filesystem::exists(dir / previous.partial);

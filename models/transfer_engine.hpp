@@ -25,6 +25,7 @@ struct Engine {
   PartState state;
   std::size_t next_chunk = 0;
   std::string url;
+  std::string origin;  // the resolved file's origin: only requests to its host get the token
   int url_generation = 0;
   std::optional<core::Error> error;
   bool discard = false;          // the partial file is useless (416, changed file)

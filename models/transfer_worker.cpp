@@ -71,7 +71,7 @@ bool run_chunk(Engine& e, RangeFetcher& fetcher, std::size_t idx) {
       std::lock_guard lock(e.mu);
       generation = e.url_generation;
       q = RangeRequest{e.url, pos, last, e.ranged, e.state.validator, e.opt.user_agent,
-                       e.opt.stall_timeout};
+                       e.opt.stall_timeout, same_origin(e.url, e.origin) ? e.opt.token : ""};
     }
     RangeResult r = fetcher.fetch(q, e.fd, e.stop, on_bytes);
     pos += r.written;

@@ -2,6 +2,7 @@
 
 #include <openssl/evp.h>
 
+#include <cstdio>
 #include <mutex>
 
 #include "core/url.hpp"
@@ -43,6 +44,31 @@ struct HfFile {
   std::string commit;
 };
 
+// A regular file's bytes as the Hub serves them itself: 200, or 206 with Content-Range for a
+// "bytes=A-B" / "bytes=A-" Range (416 when it starts past the end).
+HttpReply serve_range(const HttpExchange& ex, const std::string& bytes, HttpReply r) {
+  auto range = ex.headers.find("range");
+  long long first = 0, last = -1;
+  if (range == ex.headers.end() ||
+      std::sscanf(range->second.c_str(), "bytes=%lld-%lld", &first, &last) < 1) {
+    r.status = 200;
+    r.body = bytes;
+    return r;
+  }
+  auto size = static_cast<long long>(bytes.size());
+  if (first >= size) {
+    r.status = 416;
+    r.headers["Content-Range"] = "bytes */" + std::to_string(size);
+    return r;
+  }
+  if (last < 0 || last >= size) last = size - 1;
+  r.status = 206;
+  r.headers["Content-Range"] = "bytes " + std::to_string(first) + "-" + std::to_string(last) + "/" +
+                               std::to_string(size);
+  r.body = bytes.substr(static_cast<std::size_t>(first), static_cast<std::size_t>(last - first + 1));
+  return r;
+}
+
 HttpReply hub_error(int status, const std::string& code, const std::string& message) {
   HttpReply r;
   r.status = status;
@@ -61,6 +87,7 @@ struct HfFake::Impl {
   mutable std::mutex mutex;
   std::map<std::string, std::map<std::string, HfFile>> repos;  // repo -> path -> file
   std::map<std::string, std::set<std::string>> gated;
+  std::map<std::string, std::set<std::string>> private_repos;  // repo -> tokens that see it
   std::map<std::string, std::string> renamed;
   std::set<std::string> tokens;
   int rate_limited = 0;
@@ -116,7 +143,8 @@ struct HfFake::Impl {
       return r;
     }
     auto repo_it = repos.find(repo);
-    if (repo_it == repos.end())
+    auto hidden = private_repos.find(repo);
+    if (repo_it == repos.end() || (hidden != private_repos.end() && !hidden->second.count(token)))
       return token.empty() ? hub_error(401, "RepoNotFound", "Repository not found")
                            : hub_error(404, "RepoNotFound", "Repository not found");
     if (auto g = gated.find(repo); g != gated.end()) {
@@ -135,10 +163,8 @@ struct HfFake::Impl {
     r.headers["X-Repo-Commit"] = f.commit;
     r.headers["Accept-Ranges"] = "bytes";
     if (!f.lfs) {
-      r.status = 200;
       r.headers["ETag"] = "\"" + sha256_hex(f.bytes).substr(0, 40) + "\"";
-      r.body = f.bytes;
-      return r;
+      return serve_range(ex, f.bytes, std::move(r));
     }
     r.status = 302;
     r.headers["X-Linked-Size"] = std::to_string(f.bytes.size());
@@ -171,6 +197,11 @@ void HfFake::add_git_file(const std::string& repo, const std::string& path, cons
 void HfFake::set_gated(const std::string& repo, std::set<std::string> granted) {
   std::lock_guard lock(m_impl->mutex);
   m_impl->gated[repo] = std::move(granted);
+}
+
+void HfFake::set_private(const std::string& repo, std::set<std::string> tokens) {
+  std::lock_guard lock(m_impl->mutex);
+  m_impl->private_repos[repo] = std::move(tokens);
 }
 
 void HfFake::set_tokens(std::set<std::string> valid) {

@@ -35,9 +35,12 @@ class HfFake {
   // "main"); its bytes are put into the storage as well.
   void add_lfs_file(const std::string& repo, const std::string& path, const std::string& bytes,
                     const std::string& commit = "0d2ed55c441a20c20e09da4dc086097703f26b61");
-  // A regular git file, answered 200 by the hub itself.
+  // A regular git file, answered by the hub itself: 200, or 206 to a Range.
   void add_git_file(const std::string& repo, const std::string& path, const std::string& bytes);
   void set_gated(const std::string& repo, std::set<std::string> granted_tokens);
+  // A private repo: seen only with one of `tokens`; otherwise RepoNotFound, 401 to an anonymous
+  // request and 404 to another token (model-sources.md §1.4: the Hub does not say which).
+  void set_private(const std::string& repo, std::set<std::string> tokens);
   void set_tokens(std::set<std::string> valid_tokens);  // any other bearer gets 401
   void rename_repo(const std::string& old_repo, const std::string& new_repo);
   void rate_limit_next(int n);  // 429 with RateLimit r=0;t=1

@@ -1,5 +1,6 @@
 // Pod jobs through the harness's sshd: pause, resume and cancel from another connection, two
-// jobs on one file, priorities within the pod-wide limit, and extra_model_paths.yaml folders.
+// jobs on one file, priorities within the pod-wide limit, slots shared with local processes, and
+// extra_model_paths.yaml folders.
 
 #include <gtest/gtest.h>
 
@@ -8,6 +9,7 @@
 #include <fstream>
 #include <set>
 
+#include "models/slots.hpp"
 #include "tests/models/pod_testing.hpp"
 
 namespace autopod::testing {
@@ -152,6 +154,35 @@ TEST_F(PodJobs, AHigherPriorityWaitsLessWithinTheLimitOfThreeAtOnce) {
   ASSERT_EQ(order.size(), 5u);
   EXPECT_EQ(order[3], "/o/urgent0.pth");  // before the low file that had waited longer
   EXPECT_EQ(order[4].rfind("/o/low", 0), 0u);
+}
+
+// The slots are one protocol on both sides: a pod job queues behind files that a local process
+// (here this test, through models/slots.hpp as `--local` does) runs under the same root.
+TEST_F(PodJobs, APodJobWaitsForTheSlotsALocalProcessHoldsOnTheSameRoot) {
+  std::vector<models::DownloadSlot> held;
+  for (int i = 0; i < 3; ++i) {
+    auto slot = models::DownloadSlot::enter(pod.root, "local.t" + std::to_string(i), 0, 3, 1.0);
+    ASSERT_TRUE(slot) << slot.error().describe();
+    auto turn = slot->wait([] { return false; });
+    ASSERT_TRUE(turn && *turn);
+    held.push_back(std::move(*slot));
+  }
+  auto job = start(objects(1, 1 << 20));
+  auto asked = hubs.storage.requests().size();  // the plan's probes
+  auto slots = pod.root / ".autopod" / "slots";
+  auto job_waits = [&] {
+    for (const auto& n : names_in(slots))
+      if (n.rfind(job, 0) == 0) return true;
+    return false;
+  };
+  ASSERT_TRUE(wait_for_change(slots, job_waits, std::chrono::seconds(20)));
+  auto state = models::pod_status(pod.exec, pod.root_str(), job);
+  ASSERT_TRUE(state);
+  EXPECT_EQ((*state)["tasks"][0].value("state", ""), "queued") << state->dump(2);
+  EXPECT_EQ(hubs.storage.requests().size(), asked) << "the job fetched beside 3 running files";
+  held.clear();  // the local files end: the job takes a slot
+  EXPECT_EQ(pod.wait(job).value("state", ""), "done");
+  EXPECT_TRUE(std::filesystem::exists(folder() / "f0.pth"));
 }
 
 TEST_F(PodJobs, ExtraModelPathsYamlThatNamesTheFolderIsWhereTheFileGoes) {
