@@ -63,7 +63,7 @@ Owner current_owner() {
 }
 
 bool owner_alive(const Owner& o) {
-  if (o.host != hostname()) return unix_now() - o.heartbeat < 300;
+  if (o.host != hostname()) return unix_now() - o.heartbeat < k_remote_owner_stale_secs;
   if (o.pid <= 0 || (::kill(o.pid, 0) != 0 && errno == ESRCH)) return false;
   return start_ticks(o.pid) == o.start_ticks;
 }

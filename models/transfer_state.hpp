@@ -25,7 +25,11 @@ struct Owner {
 
 // This process.
 Owner current_owner();
-// Same host: the pid runs with the same start time. Other host: a heartbeat in the last 5 min.
+// An owner on another host whose heartbeat is older is dead (the pod side's
+// REMOTE_OWNER_STALE_SECS in models/pod/autopod_base.py is the same; a test holds them equal).
+inline constexpr std::int64_t k_remote_owner_stale_secs = 120;
+// Same host: the pid runs with the same start time. Other host: a heartbeat within
+// k_remote_owner_stale_secs.
 bool owner_alive(const Owner& owner);
 
 struct PartState {

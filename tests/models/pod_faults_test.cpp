@@ -3,8 +3,10 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <set>
 
+#include "models/transfer_state.hpp"
 #include "tests/models/pod_testing.hpp"
 
 namespace autopod::testing {
@@ -212,6 +214,14 @@ TEST(PodProgram, IsAsciiSoItsLengthInBytesIsItsLengthInCharacters) {
   // The bootstrap reads the program with sys.stdin.read(n), which counts characters.
   for (char c : models::pod_program())
     ASSERT_LT(static_cast<unsigned char>(c), 0x80);
+}
+
+TEST(PodProgram, DeclaresAnOwnerOnAnotherHostDeadWhenTheEngineDoes) {
+  // Both sides take over each other's partial files and slots: they must agree on when.
+  const auto& text = models::pod_program();
+  auto at = text.find("REMOTE_OWNER_STALE_SECS = ");
+  ASSERT_NE(at, std::string::npos);
+  EXPECT_EQ(std::atoll(text.c_str() + at + 26), models::k_remote_owner_stale_secs);
 }
 
 }  // namespace
