@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "core/fs.hpp"
+#include "core/random.hpp"
 #include "models/library_internal.hpp"
 
 namespace autopod::models {
@@ -96,10 +97,29 @@ core::Result<std::vector<HashedFile>> hash_library(const PodExec& exec,
   if (!paths.empty())
     req["paths"] = paths;
   TRY_ASSIGN(auto answer, pod_request(exec, req));
+  return scan_results({{"results", answer.value("files", json::array())}});
+}
+
+core::Result<std::string> start_scan_job(const PodExec& exec,
+                                         const std::string& root,
+                                         const ScanRequest& request) {
+  std::string job = core::random_hex(8);
+  json req = {{"op", "scan"},
+              {"root", root},
+              {"job", job},
+              {"folder", request.folder},
+              {"max_bytes_per_sec", request.max_bytes_per_sec}};
+  if (!request.paths.empty())
+    req["paths"] = request.paths;
+  TRY(pod_request(exec, req));
+  return job;
+}
+
+std::vector<HashedFile> scan_results(const json& job) {
   std::vector<HashedFile> out;
-  for (const auto& f : answer.value("files", json::array()))
+  for (const auto& f : job.value("results", json::array()))
     out.push_back({f.value("path", ""), f.value("sha256", ""), f.value("cached", false),
-                   f.value("bytes_read", std::uint64_t{0})});
+                   f.value("bytes_read", std::uint64_t{0}), f.value("error", "")});
   return out;
 }
 
