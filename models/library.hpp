@@ -149,8 +149,9 @@ struct LibraryQuery {
   bool sidecar_texts = false;
 };
 
-// Lists the model files under `root` on the machine `exec` reaches (the pod, or this machine
-// with `sh -c`): one request that returns up to 64 KiB of header per file, and one more for
+// Lists the model files under `root` and the directories extra_model_paths.yaml beside it names
+// (labelled with their folder key: LibraryFile::extra_dir) on the machine `exec` reaches (the
+// pod, or this machine with `sh -c`): one request that returns up to 64 KiB of header per file, and one more for
 // all safetensors headers larger than that (up to k_header_read_cap). remote with the pod's
 // message for a path outside the root or a missing root.
 core::Result<LibraryListing> list_library(const PodExec& exec,
@@ -190,8 +191,11 @@ struct ScanRequest {
 core::Result<std::string> start_scan_job(const PodExec& exec,
                                          const std::string& root,
                                          const ScanRequest& request);
-// The files a scan job's state (pod_status) reports done so far, in its order.
-std::vector<HashedFile> scan_results(const nlohmann::json& job);
+// The files scan job `job` has done so far, in its order (one more request: the progress that
+// pod_status reads leaves them out). not_found when the machine has no such job.
+core::Result<std::vector<HashedFile>> scan_results(const PodExec& exec,
+                                                   const std::string& root,
+                                                   const std::string& job);
 
 // Sets keys of the model's STEM.metadata.json (Lora-Manager's format; other keys kept) and/or
 // writes STEM.preview.EXT from `preview_file` on this machine; each written atomically.

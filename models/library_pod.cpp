@@ -41,6 +41,14 @@ std::pair<std::string, json> meta_entry(const std::string& key, const std::strin
   return {k, list};
 }
 
+std::vector<HashedFile> hashed_files(const json& items) {
+  std::vector<HashedFile> out;
+  for (const auto& f : items)
+    out.push_back({f.value("path", ""), f.value("sha256", ""), f.value("cached", false),
+                   f.value("bytes_read", std::uint64_t{0}), f.value("error", "")});
+  return out;
+}
+
 }  // namespace
 
 core::Result<LibraryListing> list_library(const PodExec& exec,
@@ -97,7 +105,7 @@ core::Result<std::vector<HashedFile>> hash_library(const PodExec& exec,
   if (!paths.empty())
     req["paths"] = paths;
   TRY_ASSIGN(auto answer, pod_request(exec, req));
-  return scan_results({{"results", answer.value("files", json::array())}});
+  return hashed_files(answer.value("files", json::array()));
 }
 
 core::Result<std::string> start_scan_job(const PodExec& exec,
@@ -115,12 +123,16 @@ core::Result<std::string> start_scan_job(const PodExec& exec,
   return job;
 }
 
-std::vector<HashedFile> scan_results(const json& job) {
-  std::vector<HashedFile> out;
-  for (const auto& f : job.value("results", json::array()))
-    out.push_back({f.value("path", ""), f.value("sha256", ""), f.value("cached", false),
-                   f.value("bytes_read", std::uint64_t{0}), f.value("error", "")});
-  return out;
+core::Result<std::vector<HashedFile>> scan_results(const PodExec& exec,
+                                                   const std::string& root,
+                                                   const std::string& job) {
+  TRY_ASSIGN(auto answer,
+             pod_request(exec, {{"op", "status"}, {"root", root}, {"job", job}, {"results", true}}));
+  auto jobs = answer.value("jobs", json::array());
+  if (jobs.empty())
+    return core::fail(ErrorCode::not_found, "no scan job " + job + " under " + root,
+                      "its state lives in <models_root>/.autopod/jobs/");
+  return hashed_files(jobs.at(0).value("results", json::array()));
 }
 
 core::Result<std::vector<std::string>> write_meta(const PodExec& exec,

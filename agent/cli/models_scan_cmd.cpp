@@ -86,6 +86,9 @@ core::Result<models::Task> hash_as_task(Context& ctx,
                                         const ModelsRoot& target,
                                         const models::LibraryListing& listing,
                                         std::map<std::string, models::HashedFile>& hashed) {
+  if (f.max_rate_mib < 0)
+    return core::fail(ErrorCode::invalid_argument, "--max-rate must not be negative",
+                      "give MiB/s, for example --max-rate 200; 0 or none: no cap");
   models::ScanRequest request;
   request.max_bytes_per_sec = f.max_rate_mib << 20;
   for (const auto& file : listing.files)
@@ -111,8 +114,8 @@ core::Result<models::Task> hash_as_task(Context& ctx,
       ctx.progress(progress_line(p.tasks.front()));
   });
   ctx.finish_progress();
-  TRY_ASSIGN(auto job, models::pod_status(target.exec, target.root, run.job()));
-  for (auto& h : models::scan_results(job))
+  TRY_ASSIGN(auto done, models::scan_results(target.exec, target.root, run.job()));
+  for (auto& h : done)
     hashed[h.path] = h;
   if (!last)
     return core::fail(last.error());

@@ -3,7 +3,8 @@
 #   {"op": "list", "root": R}                    records, model files, free bytes, folder dirs
 #   {"op": "start", "root": R, "job": ID, "files": [...], "connections": N, "parallel": P,
 #    "stall_secs": S, "tokens": {"hf": ..., "civitai": ...}}   a detached download job
-#   {"op": "status", "root": R, "job": ID}       the job's state file ("" job: all jobs)
+#   {"op": "status", "root": R, "job": ID}       the job's state file ("" job: all jobs; a scan's
+#                                                per-file "results" only with "results": true)
 #   {"op": "control", "root": R, "job": ID, "action": "pause"|"cancel"}
 #   {"op": "resume", "root": R, "job": ID, "tokens": {...}}    a paused or failed job again
 #   {"op": "prune", "root": R, "paths": [...]}   removes files that carry an autopod record
@@ -207,6 +208,8 @@ def op_status(req):
         j = read_json(os.path.join(d, n))
         if j is None:
             continue
+        if not req.get("results"):
+            j.pop("results", None)  # a scan's per-file results: asked for once, at its end
         if j.get("state") == "running" and not job_alive(j):
             j["state"] = "failed"  # its worker died (pod restarted): a resume or a sync continues
             for t in j["tasks"]:

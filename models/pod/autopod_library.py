@@ -72,7 +72,7 @@ def inside(root, path):
                 real = os.path.realpath(os.path.join(d, rest))
                 break
     try:
-        folder, rel, extra = locate(root, real, where)
+        rel = locate(root, real, where)[1]
     except Fail:
         raise Fail("%s is outside the models root %s" % (path, root))
     if ".autopod" in rel.split(os.sep):
@@ -83,8 +83,10 @@ def inside(root, path):
 def model_files(root, folder):
     """(dir, name, names in dir, folder key, extra dir) of every model file under the root (or its
     `folder`) and the directories extra_model_paths.yaml names."""
-    if folder:
-        inside(root, folder) if os.path.exists(os.path.join(root, folder)) else safe_name(folder)
+    if folder and os.path.exists(os.path.join(root, folder)):
+        inside(root, folder)
+    elif folder:
+        safe_name(folder)  # a folder only extra_model_paths.yaml names
     for key, base in places(root):
         if key and folder and key != folder:
             continue

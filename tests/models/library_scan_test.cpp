@@ -143,8 +143,9 @@ struct ScanTask : HashCache {
     return p && p->tasks.size() == 1 ? p->tasks[0] : models::Task{};
   }
   std::vector<models::HashedFile> results(const std::string& job) {
-    auto st = models::pod_status(exec, root.string(), job);
-    return st ? models::scan_results(*st) : std::vector<models::HashedFile>{};
+    auto r = models::scan_results(exec, root.string(), job);
+    EXPECT_TRUE(r) << r.error().describe();
+    return r ? *r : std::vector<models::HashedFile>{};
   }
 };
 
