@@ -118,6 +118,7 @@ LibraryFile describe_file(const json& item) {
   LibraryFile f;
   f.path = item.value("path", "");
   f.folder = item.value("folder", "");
+  f.extra_dir = item.value("extra_dir", "");
   f.relative = item.value("relative", "");
   f.size = item.value("size", std::int64_t{0});
   f.mtime_ns = item.value("mtime_ns", std::int64_t{0});

@@ -115,7 +115,9 @@ Recognition recognise_by_name(const std::string& file_name, const std::string& f
 struct LibraryFile {
   std::string path;      // on the machine that holds it
   std::string relative;  // to the models root ("loras/sdxl/x.safetensors")
-  std::string folder;    // the ComfyUI folder: the first directory under the root
+  std::string folder;    // the ComfyUI folder: the first directory under the root, or the key
+                         // extra_model_paths.yaml files the directory under (comfyui-api.md §5.1)
+  std::string extra_dir;  // that directory when the yaml's; empty: under the root
   std::int64_t size = 0;
   std::int64_t mtime_ns = 0;
   std::string format;  // "safetensors", "gguf" or the extension ("ckpt", "pth", ...)
@@ -147,26 +149,53 @@ struct LibraryQuery {
   bool sidecar_texts = false;
 };
 
-// Lists the model files under `root` on the machine `exec` reaches (the pod, or this machine
-// with `sh -c`): one request that returns up to 64 KiB of header per file, and one more for
+// Lists the model files under `root` and the directories extra_model_paths.yaml beside it names
+// (labelled with their folder key: LibraryFile::extra_dir) on the machine `exec` reaches (the
+// pod, or this machine with `sh -c`): one request that returns up to 64 KiB of header per file, and one more for
 // all safetensors headers larger than that (up to k_header_read_cap). remote with the pod's
 // message for a path outside the root or a missing root.
 core::Result<LibraryListing> list_library(const PodExec& exec,
                                           const std::string& root,
                                           const LibraryQuery& query);
 
+// The hash cache (models/pod/autopod_scan.py): STEM.sha256 beside the model holds the bare hex
+// digest, as pysssss reads it (§5); <root>/.autopod/hashes.json keys it by the model's real path,
+// size and mtime. A hash is reused only while size and mtime are the recorded ones and STEM.sha256
+// still holds it.
 struct HashedFile {
   std::string path;
-  std::string sha256;
-  bool cached = false;           // the hash came from STEM.sha256 (keyed by the model's mtime)
+  std::string sha256;            // empty when `error`
+  bool cached = false;           // the hash came from the cache: no byte read
   std::uint64_t bytes_read = 0;  // model bytes read to hash it
+  std::string error;             // why this file could not be hashed (a scan job goes on)
 };
 
-// Hashes every model under `root` (or `paths`) on that machine, reading a file only when its
-// STEM.sha256 does not carry its current mtime, and writes the cache (temp + rename).
+// Hashes every model under `root` and the extra_model_paths.yaml folders (or `paths`) on that
+// machine in one request, reading a file only when the cache misses, and writes the cache
+// (temp + rename).
 core::Result<std::vector<HashedFile>> hash_library(const PodExec& exec,
                                                    const std::string& root,
                                                    const std::vector<std::string>& paths);
+
+// What a scan job hashes: every model under the root and the extra_model_paths.yaml folders, or
+// only `folder`, or only `paths`.
+struct ScanRequest {
+  std::string folder;
+  std::vector<std::string> paths;
+  std::int64_t max_bytes_per_sec = 0;  // > 0: the read rate cap (a running ComfyUI keeps its disk)
+};
+
+// Starts a scan on that machine as one detached job of the sync job machinery (pod_status,
+// pod_control pause/cancel/resume; sync.hpp's SyncRun::scan makes it a task); returns its id.
+// remote with the pod's message for a missing root or a path outside it.
+core::Result<std::string> start_scan_job(const PodExec& exec,
+                                         const std::string& root,
+                                         const ScanRequest& request);
+// The files scan job `job` has done so far, in its order (one more request: the progress that
+// pod_status reads leaves them out). not_found when the machine has no such job.
+core::Result<std::vector<HashedFile>> scan_results(const PodExec& exec,
+                                                   const std::string& root,
+                                                   const std::string& job);
 
 // Sets keys of the model's STEM.metadata.json (Lora-Manager's format; other keys kept) and/or
 // writes STEM.preview.EXT from `preview_file` on this machine; each written atomically.

@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "core/fs.hpp"
+#include "core/random.hpp"
 #include "models/library_internal.hpp"
 
 namespace autopod::models {
@@ -38,6 +39,14 @@ std::pair<std::string, json> meta_entry(const std::string& key, const std::strin
     at = comma + 1;
   }
   return {k, list};
+}
+
+std::vector<HashedFile> hashed_files(const json& items) {
+  std::vector<HashedFile> out;
+  for (const auto& f : items)
+    out.push_back({f.value("path", ""), f.value("sha256", ""), f.value("cached", false),
+                   f.value("bytes_read", std::uint64_t{0}), f.value("error", "")});
+  return out;
 }
 
 }  // namespace
@@ -96,11 +105,34 @@ core::Result<std::vector<HashedFile>> hash_library(const PodExec& exec,
   if (!paths.empty())
     req["paths"] = paths;
   TRY_ASSIGN(auto answer, pod_request(exec, req));
-  std::vector<HashedFile> out;
-  for (const auto& f : answer.value("files", json::array()))
-    out.push_back({f.value("path", ""), f.value("sha256", ""), f.value("cached", false),
-                   f.value("bytes_read", std::uint64_t{0})});
-  return out;
+  return hashed_files(answer.value("files", json::array()));
+}
+
+core::Result<std::string> start_scan_job(const PodExec& exec,
+                                         const std::string& root,
+                                         const ScanRequest& request) {
+  std::string job = core::random_hex(8);
+  json req = {{"op", "scan"},
+              {"root", root},
+              {"job", job},
+              {"folder", request.folder},
+              {"max_bytes_per_sec", request.max_bytes_per_sec}};
+  if (!request.paths.empty())
+    req["paths"] = request.paths;
+  TRY(pod_request(exec, req));
+  return job;
+}
+
+core::Result<std::vector<HashedFile>> scan_results(const PodExec& exec,
+                                                   const std::string& root,
+                                                   const std::string& job) {
+  TRY_ASSIGN(auto answer,
+             pod_request(exec, {{"op", "status"}, {"root", root}, {"job", job}, {"results", true}}));
+  auto jobs = answer.value("jobs", json::array());
+  if (jobs.empty())
+    return core::fail(ErrorCode::not_found, "no scan job " + job + " under " + root,
+                      "its state lives in <models_root>/.autopod/jobs/");
+  return hashed_files(jobs.at(0).value("results", json::array()));
 }
 
 core::Result<std::vector<std::string>> write_meta(const PodExec& exec,

@@ -275,6 +275,11 @@ struct Task {
   std::string updated_at;
   std::string pod;                // set when the task runs on a pod: its name, and
   std::string job;                // the pod-side job that runs it (models/pod.hpp)
+  // "" for a download; "scan" for `models scan --hash` (library.hpp): then `destination` is the
+  // models root, entry.folder the folder scanned (empty: all), bytes/total the bytes hashed of
+  // the files' sizes, and these count files (a cached file counts done without a read).
+  std::string kind;
+  int files = 0, files_done = 0;
 };
 
 enum class TaskControl { pause, resume, cancel, retry };

@@ -27,7 +27,7 @@ std::string gib(std::int64_t bytes) {
   return buf;
 }
 
-// Copies a pod job's task states into the store's tasks of that job.
+// Copies a pod job's task states into the store's tasks of that job (a scan job: its one task).
 void merge_job(TaskStore& store, const json& job) {
   auto list = store.list();
   if (!list)
@@ -36,9 +36,11 @@ void merge_job(TaskStore& store, const json& job) {
     if (task.job != job.value("job", ""))
       continue;
     for (const auto& t : job.value("tasks", json::array())) {
-      if (t.value("name", "") != task.destination.filename().string() ||
-          t.value("folder", "") != task.destination.parent_path().filename().string())
+      bool scan = task.kind == "scan";
+      if (!scan && (t.value("name", "") != task.destination.filename().string() ||
+                    t.value("folder", "") != task.destination.parent_path().filename().string()))
         continue;
+      task.files = t.value("files", 0), task.files_done = t.value("files_done", 0);
       std::string s = t.value("state", "running");
       for (auto st : {TaskState::queued, TaskState::running, TaskState::verifying, TaskState::done,
                       TaskState::failed, TaskState::paused, TaskState::cancelled})
@@ -141,6 +143,25 @@ core::Result<SyncRun> SyncRun::start(TaskStore& store,
     run.m_ids.push_back(task.id);
     run.m_resolved.push_back(item.resolved);
   }
+  return run;
+}
+
+core::Result<SyncRun> SyncRun::scan(TaskStore& store,
+                                    SyncTarget target,
+                                    const ScanRequest& request,
+                                    SyncOptions options) {
+  if (!target.on_pod())
+    return core::fail(ErrorCode::invalid_argument, "a scan job needs an exec for its target",
+                      "pass the pod's exec, or `sh -c` for a root on this machine");
+  SyncRun run(store, std::move(target), std::move(options));
+  TRY_ASSIGN(run.m_job, start_scan_job(run.m_target.exec, run.m_target.root.string(), request));
+  ManifestEntry entry;
+  entry.folder = request.folder;
+  TRY_ASSIGN(auto task, store.add(entry, run.m_target.root, run.m_options.priority));
+  task.kind = "scan", task.pod = run.m_target.pod, task.job = run.m_job;
+  task.state = TaskState::running;
+  TRY(store.put(task));
+  run.m_ids.push_back(task.id);
   return run;
 }
 

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "models/library.hpp"
 #include "models/models.hpp"
 #include "models/pod.hpp"
 
@@ -117,6 +118,13 @@ class SyncRun {
                                      SyncTarget target,
                                      const SyncPlan& plan,
                                      SyncOptions options = {});
+  // `models scan --hash` on the target as one detached job (library.hpp start_scan_job; on this
+  // machine too, through a `sh -c` exec) and one task of kind "scan" in `store` that follow(),
+  // control() and attach() treat like a sync's. invalid_argument for a target without an exec.
+  static core::Result<SyncRun> scan(TaskStore& store,
+                                    SyncTarget target,
+                                    const ScanRequest& request,
+                                    SyncOptions options = {});
   // The pod job `job`, started earlier by this or another process; its tasks are the store's
   // tasks of that job.
   static SyncRun attach(TaskStore& store,

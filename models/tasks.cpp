@@ -33,13 +33,17 @@ json to_json(const Task& t) {
           {"bytes_per_sec", t.bytes_per_sec}, {"eta_secs", t.eta_secs},
           {"connections", t.connections}, {"priority", t.priority}, {"error", t.error},
           {"control", t.control}, {"updated_at", t.updated_at},
-          {"pod", t.pod},         {"job", t.job}};
+          {"pod", t.pod},         {"job", t.job},         {"kind", t.kind},
+          {"files", t.files},     {"files_done", t.files_done}};
 }
 
 core::Result<Task> from_json(const json& j) {
   Task t;
   t.id = j.value("id", "");
-  TRY_ASSIGN(t.entry.source, parse_source(j.value("source", "")));
+  t.kind = j.value("kind", "");
+  if (t.kind.empty()) {  // a scan has no source
+    TRY_ASSIGN(t.entry.source, parse_source(j.value("source", "")));
+  }
   if (auto rev = j.value("revision", ""); !rev.empty()) t.entry.source.revision = rev;
   t.entry.folder = j.value("folder", "");
   t.entry.name = j.value("name", "");
@@ -59,6 +63,7 @@ core::Result<Task> from_json(const json& j) {
   t.updated_at = j.value("updated_at", "");
   t.pod = j.value("pod", "");
   t.job = j.value("job", "");
+  t.files = j.value("files", 0), t.files_done = j.value("files_done", 0);
   return t;
 }
 

@@ -9,6 +9,7 @@
 
 #include "agent/cli/commands.hpp"
 #include "agent/cli/models_library_cmd.hpp"
+#include "agent/cli/models_library_parts.hpp"
 #include "core/text.hpp"
 #include "agent/model_sync.hpp"
 
@@ -180,19 +181,35 @@ core::Status cmd_sync_for(Context& ctx, const Flags& f) {
                     "add them to the manifest (--manifest) with those folders, or place them there by hand");
 }
 
+// Where a pod job's task runs: a scan's destination is the models root (empty pod: this machine,
+// through `sh -c`), a download's is ROOT/FOLDER/NAME.
+core::Result<models::SyncTarget> job_target(Context& ctx, const models::Task& t) {
+  if (t.kind == "scan" && t.pod.empty())
+    return models::SyncTarget{"", library_cli::local_exec(), t.destination};
+  return pod_models_target(ctx, t.pod, (t.kind == "scan" ? t.destination
+                                                         : t.destination.parent_path().parent_path()).string());
+}
+
+std::string what_of(const models::Task& t) {
+  if (t.kind != "scan") return t.destination.string();
+  return "scan of " + t.destination.string() + (t.entry.folder.empty() ? "" : "/" + t.entry.folder) + " (" +
+         std::to_string(t.files_done) + "/" + std::to_string(t.files) + " files)";
+}
+
 core::Status cmd_tasks(Context& ctx) {
   TRY_ASSIGN(auto cfg, ctx.config());
   models::TaskStore store(cfg->home);
   TRY_ASSIGN(auto tasks, store.list());
-  std::map<std::string, std::pair<std::string, std::string>> jobs;  // job -> pod, root
+  std::map<std::string, models::Task> jobs;  // job -> one of its tasks
   for (const auto& t : tasks)
-    if (!t.job.empty() && !finished(models::to_string(t.state)))
-      jobs[t.job] = {t.pod, t.destination.parent_path().parent_path().string()};
-  for (const auto& [job, where] : jobs) {  // re-attach: read the pod-side state over ssh
-    auto target = pod_models_target(ctx, where.first, where.second);
+    if (!t.job.empty() && !finished(models::to_string(t.state))) jobs[t.job] = t;
+  for (const auto& [job, t] : jobs) {  // re-attach: read the pod-side state over ssh
+    auto target = job_target(ctx, t);
     auto state = target ? models::SyncRun::attach(store, *target, job).refresh()
                         : core::Result<models::SyncProgress>(core::fail(target.error()));
-    if (!state) std::cerr << "warning: cannot read job " << job << " on " << where.first << ": " << state.error().message << "\n";
+    if (!state)
+      std::cerr << "warning: cannot read job " << job << " on " << (t.pod.empty() ? "this machine" : t.pod) << ": "
+                << state.error().message << "\n";
   }
   TRY_ASSIGN(tasks, store.list());
   if (ctx.json()) {
@@ -200,13 +217,15 @@ core::Status cmd_tasks(Context& ctx) {
       std::cout << json{{"id", t.id}, {"source", t.entry.source.text}, {"destination", t.destination.string()},
                         {"state", models::to_string(t.state)}, {"bytes", t.bytes}, {"total", t.total},
                         {"bytes_per_sec", t.bytes_per_sec}, {"eta_secs", t.eta_secs},
-                        {"connections", t.connections}, {"pod", t.pod}, {"error", t.error}}.dump() << "\n";
+                        {"connections", t.connections}, {"pod", t.pod}, {"error", t.error},
+                        {"kind", t.kind.empty() ? "download" : t.kind}, {"files", t.files},
+                        {"files_done", t.files_done}}.dump() << "\n";
     return {};
   }
   std::vector<std::vector<std::string>> rows = {{"ID", "STATE", "PROGRESS", "WHERE", "FILE", "ERROR"}};
   for (const auto& t : tasks)
     rows.push_back({t.id, models::to_string(t.state), pct(t.bytes, t.total), t.pod.empty() ? "local" : t.pod,
-                    t.destination.string(), t.error});
+                    what_of(t), t.error});
   print_table(rows);
   return {};
 }
@@ -216,7 +235,7 @@ core::Status cmd_control(Context& ctx, const std::string& id, models::TaskContro
   models::TaskStore store(cfg->home);
   TRY_ASSIGN(auto task, store.get(id));
   if (!task.job.empty()) {
-    TRY_ASSIGN(auto target, pod_models_target(ctx, task.pod, task.destination.parent_path().parent_path().string()));
+    TRY_ASSIGN(auto target, job_target(ctx, task));
     return models::SyncRun::attach(store, target, task.job, sync_options(*cfg, Flags{})).control(control);
   }
   TRY(store.request(id, control));
@@ -280,7 +299,7 @@ void add_models_commands(CLI::App& app, Context& ctx, int& exit_code) {
     TRY_ASSIGN(auto manifest, models::parse_manifest(yaml, "pull"));
     return cmd_sync(ctx, f, manifest);
   }));
-  models->add_subcommand("tasks", "list download tasks (re-attaching to pod jobs)")
+  models->add_subcommand("tasks", "list download and scan tasks (re-attaching to pod jobs)")
       ->callback(run(ctx, exit_code, [&ctx] { return cmd_tasks(ctx); }));
   const std::pair<const char*, models::TaskControl> controls[] = {
       {"pause", models::TaskControl::pause}, {"resume", models::TaskControl::resume},
@@ -293,7 +312,7 @@ void add_models_commands(CLI::App& app, Context& ctx, int& exit_code) {
   add_models_library_commands(*models, ctx, exit_code,
                               [&ctx](const std::string& pod, const std::string& root) -> core::Result<ModelsRoot> {
                                 TRY_ASSIGN(auto t, pod_models_target(ctx, pod, root));
-                                return ModelsRoot{t.exec, t.root.string()};
+                                return ModelsRoot{t.exec, t.root.string(), t.pod};
                               });
   add_models_push_command(*models, ctx, exit_code);
 }

@@ -2,6 +2,7 @@
 // The pod sends header bytes only; models/library.hpp parses and recognises them here.
 
 #include "agent/cli/models_library_cmd.hpp"
+#include "agent/cli/models_library_parts.hpp"
 
 #include <algorithm>
 #include <iostream>
@@ -11,28 +12,24 @@
 #include "models/library.hpp"
 
 namespace autopod::agent {
-namespace {
+namespace library_cli {
 
 using core::ErrorCode;
 using nlohmann::json;
 
-struct Flags {
-  std::string pod, local, models_root, folder, path, preview;
-  std::vector<std::string> paths, sets;
-  bool hash = false, fetch_info = false, yes = false;
-};
+models::PodExec local_exec() {
+  return [](const std::string& command, const std::string& input) {
+    return core::run_capture({"sh", "-c", command}, input);
+  };
+}
 
-// --local DIR runs the same pod-side program on this machine.
 core::Result<ModelsRoot> reach(const Flags& f, const ReachModelsRoot& reach_pod) {
   if (f.local.empty())
     return reach_pod(f.pod, f.models_root);
   if (!std::filesystem::is_directory(f.local))
     return core::fail(ErrorCode::not_found, "no models root " + f.local,
                       "pass the folder that holds checkpoints/, loras/, ...");
-  return ModelsRoot{[](const std::string& command, const std::string& input) {
-                      return core::run_capture({"sh", "-c", command}, input);
-                    },
-                    f.local};
+  return ModelsRoot{local_exec(), f.local, ""};
 }
 
 std::string what(const models::Recognition& r) {
@@ -53,6 +50,7 @@ models::LibraryQuery query(const std::string& folder, std::vector<std::string> p
 json to_json(const models::LibraryFile& f) {
   json j = {{"path", f.path},
             {"folder", f.folder},
+            {"extra_dir", f.extra_dir.empty() ? json() : json(f.extra_dir)},
             {"size", f.size},
             {"format", f.format},
             {"kind", models::to_string(f.recognition.kind)},
@@ -70,6 +68,12 @@ json to_json(const models::LibraryFile& f) {
   return j;
 }
 
+}  // namespace library_cli
+
+namespace {
+
+using namespace library_cli;
+
 core::Status cmd_ls(Context& ctx, const Flags& f, const ReachModelsRoot& reach_pod) {
   TRY_ASSIGN(auto target, reach(f, reach_pod));
   TRY_ASSIGN(auto listing,
@@ -86,16 +90,19 @@ core::Status cmd_ls(Context& ctx, const Flags& f, const ReachModelsRoot& reach_p
               << "\n";
     return {};
   }
-  std::map<std::string, std::vector<const models::LibraryFile*>> by_folder;
+  // A folder's files under the root, then those in each directory extra_model_paths.yaml names.
+  std::map<std::pair<std::string, std::string>, std::vector<const models::LibraryFile*>> by_folder;
   for (const auto& file : listing.files)
-    by_folder[file.folder].push_back(&file);
+    by_folder[{file.folder, file.extra_dir}].push_back(&file);
   std::int64_t total = 0;
-  for (const auto& [folder, files] : by_folder) {
+  for (const auto& [key, files] : by_folder) {
+    const auto& [folder, extra] = key;
     std::int64_t bytes = 0;
     for (const auto* file : files)
       bytes += file->size;
     total += bytes;
-    std::cout << folder << "/  (" << files.size() << " files, "
+    std::cout << folder << "/" << (extra.empty() ? "" : " = " + extra + " (extra_model_paths.yaml)")
+              << "  (" << files.size() << " files, "
               << format_bytes(static_cast<std::uint64_t>(bytes)) << ")\n";
     std::vector<std::vector<std::string>> rows = {{"  NAME", "SIZE", "KIND", "ARCHITECTURE",
                                                    "PRECISION", "STATE", "SHA256", "PREVIEW",
@@ -172,125 +179,6 @@ core::Status cmd_info(Context& ctx, const Flags& f, const ReachModelsRoot& reach
   return {};
 }
 
-// Looks each hashed file up on Civitai unless it has STEM.civitai.info already, writing that and a
-// preview (only where none exists). Returns a note per file; stops asking at a 429 that outlasted
-// the retries (returned after the notes, so what was found is kept).
-core::Status fetch_info(const ModelsRoot& target,
-                        const std::vector<models::LibraryFile>& files,
-                        const std::map<std::string, std::string>& sha,
-                        std::map<std::string, std::string>& notes) {
-  auto transport = core::make_curl_transport();
-  auto ep = models::Endpoints::from_env();
-  for (const auto& file : files) {
-    auto h = sha.find(file.path);
-    if (h == sha.end() || h->second.empty())
-      continue;
-    std::string stem = file.relative.substr(0, file.relative.rfind('.'));
-    stem = stem.substr(stem.rfind('/') + 1);
-    if (std::find(file.sidecars.begin(), file.sidecars.end(), stem + ".civitai.info") !=
-        file.sidecars.end()) {
-      notes[file.path] = "civitai info present";
-      continue;
-    }
-    auto found = models::civitai_by_hash(*transport, ep, h->second);
-    if (!found && found.error().code == ErrorCode::rate_limited)
-      return core::fail(found.error());
-    if (!found) {
-      notes[file.path] = found.error().message;
-      continue;
-    }
-    if (!*found) {
-      notes[file.path] = "not on civitai";
-      continue;
-    }
-    const json& v = **found;
-    std::optional<std::pair<std::string, std::string>> preview;
-    auto images = v.value("images", json::array());
-    if (file.preview.empty() && !images.empty() && images[0].value("type", "image") == "image") {
-      std::string url = images[0].value("url", "");
-      auto dot = url.rfind('.');
-      std::string ext = dot != std::string::npos && url.find('/', dot) == std::string::npos
-                            ? url.substr(dot)
-                            : "";
-      if (ext != ".png" && ext != ".webp" && ext != ".jpg" && ext != ".jpeg" && ext != ".gif")
-        ext = ".jpeg";
-      if (auto bytes = models::fetch_preview(*transport, ep, url))
-        preview = std::make_pair(ext, *bytes);
-    }
-    TRY(models::write_sidecars(target.exec, target.root, file.path,
-                               {{".civitai.info", v.dump(2) + "\n"}}, preview));
-    notes[file.path] =
-        "civitai: " + v.value("model", json::object()).value("name", std::string("?")) + " " +
-        v.value("name", std::string()) + (preview ? " (preview written)" : "");
-  }
-  return {};
-}
-
-core::Status cmd_scan(Context& ctx, const Flags& f, const ReachModelsRoot& reach_pod) {
-  TRY_ASSIGN(auto target, reach(f, reach_pod));
-  TRY_ASSIGN(auto listing,
-             models::list_library(target.exec, target.root, query(f.folder, {}, false)));
-  std::map<std::string, models::HashedFile> hashed;
-  if (f.hash || f.fetch_info) {
-    // One request per file to hash, so no single exec runs for the whole volume; a hash the
-    // listing already has (a current STEM.sha256 or autopod's record) reads nothing.
-    std::size_t i = 0;
-    for (const auto& file : listing.files) {
-      ++i;
-      if (!file.sha256.empty()) {
-        hashed[file.path] = {file.path, file.sha256, true, 0};
-        continue;
-      }
-      if (!ctx.json())
-        ctx.progress("hashing " + std::to_string(i) + "/" + std::to_string(listing.files.size()) +
-                     " " + file.relative + " (" +
-                     format_bytes(static_cast<std::uint64_t>(file.size)) + ")");
-      TRY_ASSIGN(auto done, models::hash_library(target.exec, target.root, {file.path}));
-      for (auto& h : done)
-        hashed[h.path] = h;
-    }
-    ctx.finish_progress();
-  }
-  std::map<std::string, std::string> notes, hashes;
-  core::Status looked_up;
-  if (f.fetch_info) {
-    for (const auto& [path, h] : hashed)
-      hashes[path] = h.sha256;
-    looked_up = fetch_info(target, listing.files, hashes, notes);
-  }
-  int problems = 0;
-  std::uint64_t read = 0;
-  for (const auto& file : listing.files) {
-    auto h = hashed.find(file.path);
-    std::string sha = h != hashed.end() ? h->second.sha256 : file.sha256;
-    bool bad = file.completeness == "incomplete" || file.completeness == "malformed" ||
-               file.completeness == "unreadable";
-    problems += bad;
-    if (h != hashed.end())
-      read += h->second.bytes_read;
-    if (ctx.json()) {
-      json j = to_json(file);
-      j["sha256"] = sha.empty() ? json() : json(sha);
-      if (h != hashed.end())
-        j["hash_cached"] = h->second.cached, j["bytes_read"] = h->second.bytes_read;
-      if (notes.count(file.path))
-        j["civitai"] = notes[file.path];
-      std::cout << j.dump() << "\n";
-    } else {
-      std::cout << (bad ? file.completeness : "ok") << "  " << file.path << "  "
-                << models::to_string(file.recognition.kind) << " " << what(file.recognition)
-                << (sha.empty() ? "" : "  sha256 " + sha)
-                << (h != hashed.end() && h->second.cached ? " (cached)" : "")
-                << (file.problem.empty() ? "" : "  (" + file.problem + ")")
-                << (notes.count(file.path) ? "  " + notes[file.path] : "") << "\n";
-    }
-  }
-  if (!ctx.json())
-    std::cerr << listing.files.size() << " files, " << problems << " incomplete or malformed"
-              << (f.hash || f.fetch_info ? ", " + format_bytes(read) + " hashed" : "") << "\n";
-  return looked_up;
-}
-
 core::Status cmd_meta(Context& ctx, const Flags& f, const ReachModelsRoot& reach_pod) {
   TRY_ASSIGN(auto target, reach(f, reach_pod));
   TRY_ASSIGN(auto written, models::write_meta(target.exec, target.root, f.path, f.sets, f.preview));
@@ -359,6 +247,8 @@ void add_models_library_commands(CLI::App& models,
   scan->add_flag(
       "--fetch-info", f.fetch_info,
       "look each hash up on Civitai: NAME.civitai.info and a preview where none (implies --hash)");
+  scan->add_option("--max-rate", f.max_rate_mib,
+                   "with --hash: read at most this many MiB/s (a running ComfyUI keeps its disk)");
   cmd(scan, cmd_scan);
   auto* meta = models.add_subcommand("meta", "write a model's metadata sidecar and preview");
   meta->add_option("PATH", f.path, "the model, relative to the models root or absolute")

@@ -14,6 +14,7 @@ namespace autopod::agent {
 struct ModelsRoot {
   models::PodExec exec;
   std::string root;
+  std::string pod;  // the pod's name; empty: a root on this machine (--local)
 };
 // The root of pod `pod` (empty: the only pod), `root` overriding the pod's own when not empty.
 using ReachModelsRoot =

@@ -3,10 +3,12 @@
 #   {"op": "list", "root": R}                    records, model files, free bytes, folder dirs
 #   {"op": "start", "root": R, "job": ID, "files": [...], "connections": N, "parallel": P,
 #    "stall_secs": S, "tokens": {"hf": ..., "civitai": ...}}   a detached download job
-#   {"op": "status", "root": R, "job": ID}       the job's state file ("" job: all jobs)
+#   {"op": "status", "root": R, "job": ID}       the job's state file ("" job: all jobs; a scan's
+#                                                per-file "results" only with "results": true)
 #   {"op": "control", "root": R, "job": ID, "action": "pause"|"cancel"}
 #   {"op": "resume", "root": R, "job": ID, "tokens": {...}}    a paused or failed job again
 #   {"op": "prune", "root": R, "paths": [...]}   removes files that carry an autopod record
+#   {"op": "scan", ...}                          a detached hashing job (autopod_scan.py)
 # A job runs detached (double fork + setsid), so closing the laptop's terminal or losing its link
 # does not stop it; its progress is <root>/.autopod/jobs/ID.json, its control ID.control, and its
 # request (without tokens) ID.request.json for a resume. Tokens are kept in memory only.
@@ -71,6 +73,8 @@ def overall(states):
 
 
 def run_job(req, path, control_path):
+    if req.get("kind") == "scan":
+        return run_scan(req, path, control_path)  # autopod_scan.py
     o = me()
     job = {"job": req["job"], "pid": o["pid"], "start_ticks": o["start_ticks"], "host": o["host"],
            "heartbeat": o["heartbeat"], "state": "running", "started": int(time.time()), "tasks": []}
@@ -204,6 +208,8 @@ def op_status(req):
         j = read_json(os.path.join(d, n))
         if j is None:
             continue
+        if not req.get("results"):
+            j.pop("results", None)  # a scan's per-file results: asked for once, at its end
         if j.get("state") == "running" and not job_alive(j):
             j["state"] = "failed"  # its worker died (pod restarted): a resume or a sync continues
             for t in j["tasks"]:
@@ -222,9 +228,9 @@ def op_control(req):
     if job is None or job_alive(job) or req["action"] != "cancel":
         return {"job": req["job"], "asked": req["action"]}
     # Not running (paused, failed): cancelling removes what its files left behind here.
-    saved = read_json(os.path.join(d, req["job"] + ".request.json")) or {"files": []}
+    saved = read_json(os.path.join(d, req["job"] + ".request.json")) or {}
     dirs = folder_dirs(req["root"])
-    for f in saved["files"]:
+    for f in saved.get("files", []):  # a scan job has none and leaves nothing behind
         tr = Transfer(f, safe_dir(req["root"], f["folder"], dirs), {}, lambda: None)
         prev = read_json(tr.state_path)
         if prev and prev.get("source") == f["source"] and not owner_alive(prev.get("owner")):

@@ -1,11 +1,12 @@
 # autopod_library.py: the model library's requests (embedded between autopod_fetch.py and
 # autopod_jobs.py). Only header bytes leave the pod; parsing and recognition happen in autopod.
 #   {"op": "headers", "root": R, "folder": F, "paths": [...], "cap": N, "texts": bool}
-#       every model file under R (or F, or just `paths`): size, mtime, its first header bytes
+#       every model file under R and the folders extra_model_paths.yaml names (or folder F, or
+#       just `paths`), labelled with its folder key: size, mtime, its first header bytes
 #       (a safetensors header up to N bytes, else only its 8 length bytes; a GGUF file's first N),
 #       its sidecars (model-sources.md section 5), its hash cache and autopod record; `texts` adds the
 #       metadata sidecars' text.
-#   {"op": "hash", "root": R, "paths": [...]}   sha256 of each model, cached in STEM.sha256
+#   {"op": "hash", "root": R, "paths": [...]}   sha256 of each model, cached (autopod_scan.py)
 #   {"op": "meta", "root": R, "path": P, "set": {...}, "files": {SUFFIX: TEXT},
 #    "preview": {"ext", "data", "only_if_none"}}   sidecars of P, each written atomically
 #   {"op": "rm", "root": R, "paths": [...]}     a model and every sidecar sharing its stem
@@ -34,40 +35,70 @@ def sidecars_of(name, names):
     return sorted(out)
 
 
+def places(root):
+    """[(folder key or "", dir)]: the models root, then each directory extra_model_paths.yaml names
+    for a folder (autopod_paths.py) that is not already under the root."""
+    real_root, out = os.path.realpath(root), [("", root)]
+    for key, dirs in sorted(extra_dirs(root).items()):
+        for d in dirs:
+            r = os.path.realpath(d)
+            if r != real_root and not r.startswith(real_root + os.sep) and os.path.isdir(d):
+                out.append((key, d))
+    return out
+
+
+def locate(root, real, where=None):
+    """(folder, relative, extra dir) of a model's real path: under the root its first directory,
+    in a directory extra_model_paths.yaml names that folder key ("" extra dir: under the root)."""
+    for key, d in where or places(root):
+        base = os.path.realpath(d)
+        if real.startswith(base + os.sep):
+            rel = os.path.relpath(real, base)
+            if not key:
+                return rel.split(os.sep, 1)[0], rel, ""
+            return key, os.path.join(key, rel), d
+    raise Fail("%s is outside the models root %s and the folders extra_model_paths.yaml names" % (real, root))
+
+
 def inside(root, path):
-    """The real path of `path` (relative to root or absolute), refusing anything outside root."""
+    """The real path of `path` (relative to root, or to a folder's extra_model_paths.yaml directory
+    as FOLDER/NAME, or absolute), refusing anything outside those and autopod's own files."""
     p = path if os.path.isabs(path) else os.path.join(root, path)
-    real, real_root = os.path.realpath(p), os.path.realpath(root)
-    if not real.startswith(real_root + os.sep) or "/.autopod/" in real[len(real_root):] + "/":
+    real, where = os.path.realpath(p), places(root)
+    if not os.path.isabs(path) and not os.path.exists(real) and "/" in path:
+        key, rest = path.split("/", 1)
+        for k, d in where:
+            if k == key and os.path.exists(os.path.join(d, rest)):
+                real = os.path.realpath(os.path.join(d, rest))
+                break
+    try:
+        rel = locate(root, real, where)[1]
+    except Fail:
+        raise Fail("%s is outside the models root %s" % (path, root))
+    if ".autopod" in rel.split(os.sep):
         raise Fail("%s is outside the models root %s" % (path, root))
     return real
 
 
 def model_files(root, folder):
-    top = os.path.join(root, folder) if folder else root
-    if folder:
+    """(dir, name, names in dir, folder key, extra dir) of every model file under the root (or its
+    `folder`) and the directories extra_model_paths.yaml names."""
+    if folder and os.path.exists(os.path.join(root, folder)):
         inside(root, folder)
-    for d, dirs, names in os.walk(top):
-        dirs[:] = sorted(x for x in dirs if not x.startswith("."))
-        if d == root:
+    elif folder:
+        safe_name(folder)  # a folder only extra_model_paths.yaml names
+    for key, base in places(root):
+        if key and folder and key != folder:
             continue
-        for n in sorted(names):
-            # Regular files only: opening a FIFO or a device named *.safetensors would block.
-            if n.lower().endswith(MODEL_EXTS) and not n.startswith(".") and os.path.isfile(os.path.join(d, n)):
-                yield d, n, names
-
-
-def hash_cache(path, st):
-    """The cached sha256, when STEM.sha256 carries the model's mtime (autopod sets it so)."""
-    p = os.path.join(os.path.dirname(path), stem_of(os.path.basename(path)) + ".sha256")
-    try:
-        if os.stat(p).st_mtime_ns != st.st_mtime_ns:
-            return None
-        with open(p) as f:
-            h = f.read(200).split()
-        return h[0].lower() if h and re.fullmatch(r"[0-9a-fA-F]{64}", h[0]) else None
-    except OSError:
-        return None
+        top = os.path.join(base, folder) if folder and not key else base
+        for d, dirs, names in os.walk(top):
+            dirs[:] = sorted(x for x in dirs if not x.startswith("."))
+            if d == root:
+                continue
+            for n in sorted(names):
+                # Regular files only: opening a FIFO or a device named *.safetensors would block.
+                if n.lower().endswith(MODEL_EXTS) and not n.startswith(".") and os.path.isfile(os.path.join(d, n)):
+                    yield d, n, names, key, base
 
 
 def head_bytes(path, cap):
@@ -81,13 +112,13 @@ def head_bytes(path, cap):
     return b""
 
 
-def describe(root, d, name, names, cap, texts):
+def describe(root, d, name, names, cap, texts, index, where):
     path = os.path.join(d, name)
     st = os.stat(path)
-    rel = os.path.relpath(path, root)
-    item = {"path": path, "relative": rel, "folder": rel.split(os.sep, 1)[0], "size": st.st_size,
+    folder, rel, extra = locate(root, os.path.join(os.path.realpath(d), name), where)
+    item = {"path": path, "relative": rel, "folder": folder, "extra_dir": extra, "size": st.st_size,
             "mtime_ns": st.st_mtime_ns, "sidecars": sidecars_of(name, names),
-            "sha256": hash_cache(path, st), "record": read_json(path + ".autopod.json")}
+            "sha256": cached_hash(index, path, st), "record": read_json(path + ".autopod.json")}
     try:
         item["head"] = base64.b64encode(head_bytes(path, cap)).decode()
     except OSError as e:
@@ -105,17 +136,17 @@ def op_headers(req):
     root, cap = req["root"], int(req.get("cap", 64 << 10))
     if not os.path.isdir(root):
         raise Fail("no models root %s on this machine" % root)
-    files = []
+    files, index, where = [], load_index(root), places(root)
     if req.get("paths"):
         for p in req["paths"]:
             real = inside(root, p)
             if not os.path.isfile(real):
                 raise Fail("no model file %s under %s" % (p, root))
             d, name = os.path.split(real)
-            files.append(describe(os.path.realpath(root), d, name, os.listdir(d), cap, req.get("texts")))
+            files.append(describe(root, d, name, os.listdir(d), cap, req.get("texts"), index, where))
     else:
-        for d, name, names in model_files(root, req.get("folder", "")):
-            files.append(describe(root, d, name, names, cap, req.get("texts")))
+        for d, name, names, _, _ in model_files(root, req.get("folder", "")):
+            files.append(describe(root, d, name, names, cap, req.get("texts"), index, where))
     return {"files": files, "version": AUTOPOD_FETCH_VERSION}
 
 
@@ -131,29 +162,8 @@ def write_bytes_atomic(path, data, mtime_ns=None):
 
 
 def op_hash(req):
-    root, out = req["root"], []
-    targets = ([os.path.split(inside(root, p)) for p in req["paths"]] if req.get("paths")
-               else [(d, n) for d, n, _ in model_files(root, "")])
-    for d, name in targets:
-        path = os.path.join(d, name)
-        st = os.stat(path)
-        cached = hash_cache(path, st)
-        item = {"path": path, "size": st.st_size, "cached": cached is not None, "bytes_read": 0}
-        if cached is None:
-            h, buf = hashlib.sha256(), bytearray(1 << 20)
-            view = memoryview(buf)
-            with open(path, "rb", buffering=0) as f:
-                for n in iter(lambda: f.readinto(buf), 0):  # one buffer: no allocation per block
-                    h.update(view[:n])
-                    item["bytes_read"] += n
-            if os.stat(path).st_mtime_ns != st.st_mtime_ns:
-                raise Fail("%s changed while it was hashed; scan again" % path)
-            cached = h.hexdigest()
-            # Plain hex, as pysssss reads it; the sidecar's own mtime keys it to the model's.
-            write_bytes_atomic(os.path.join(d, stem_of(name) + ".sha256"), cached.encode(), st.st_mtime_ns)
-        item["sha256"] = cached
-        out.append(item)
-    return {"files": out}
+    root, index = req["root"], load_index(req["root"])
+    return {"files": [hash_file(root, index, p, lambda n: None) for p in scan_paths(req)]}
 
 
 def op_meta(req):

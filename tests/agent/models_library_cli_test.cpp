@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <thread>
 
 #include "core/text.hpp"
 #include "sandbox/model_hubs.hpp"
@@ -110,6 +111,73 @@ TEST_F(LibraryCli, ScanHashesOnceThenReadsTheCache) {
   EXPECT_EQ(
       by_name(json::parse(ls.out)["files"], "ae.safetensors")["sha256"].get<std::string>().size(),
       64u);
+}
+
+// extra_model_paths.yaml beside the pod's models root names a loras directory outside it: ls
+// lists its file under loras with that directory, in the table and in --json.
+TEST_F(LibraryCli, LsListsTheFoldersExtraModelPathsNames) {
+  auto shared = dir / "team" / "loras";
+  write_safetensors(shared / "team.safetensors",
+                    kohya_lora("input_blocks_4_1_transformer_blocks_0", 2048, "lora_te1_"));
+  std::ofstream(dir / "extra_model_paths.yaml")
+      << "team:\n  base_path: " << (dir / "team").string() << "\n  loras: loras\n";
+  auto r = models({"ls", "comfy", "--folder", "loras", "--json"});
+  EXPECT_RUN(r, 0);
+  auto files = json::parse(r.out)["files"];
+  EXPECT_EQ(files.size(), 2u);
+  auto team = by_name(files, "team.safetensors");
+  EXPECT_EQ(team["folder"], "loras");
+  EXPECT_EQ(team["extra_dir"], shared.string());
+  EXPECT_EQ(team["base"], "sdxl");
+  auto table = models({"ls", "comfy"});
+  EXPECT_RUN(table, 0);
+  EXPECT_NE(table.out.find("loras/ = " + shared.string() + " (extra_model_paths.yaml)  (1 files,"),
+            std::string::npos)
+      << table.out;
+  EXPECT_NE(table.out.find("total: 8 files"), std::string::npos) << table.out;
+}
+
+// scan --hash runs as a task: another invocation lists it, pauses it (the scanning invocation
+// returns), resumes it, and `models tasks` follows it to done; a scan after reads nothing.
+TEST_F(LibraryCli, ScanHashIsATaskThatAnotherInvocationPausesAndResumes) {
+  std::filesystem::create_directories(root / "embeddings");
+  for (int i = 0; i < 3; ++i)
+    std::ofstream(root / "embeddings" / ("e" + std::to_string(i) + ".pt"), std::ios::binary)
+        << random_bytes(2 << 20, 30 + i);
+  auto scan_task = [&] {
+    std::istringstream lines(autopod({"models", "tasks", "--json"}).out);
+    json found = json::object();
+    for (std::string line; std::getline(lines, line);)
+      if (auto j = json::parse(line, nullptr, false); !j.is_discarded() && j["kind"] == "scan")
+        found = j;
+    return found;
+  };
+  core::ProcessOutput first;
+  std::jthread scanning([&] {
+    first = models({"scan", "comfy", "--hash", "--folder", "embeddings", "--max-rate", "2"});
+  });
+  std::string id;
+  ASSERT_TRUE(eventually([&] {
+    auto t = scan_task();
+    id = t.value("id", "");
+    return t.value("files_done", 0) >= 1;
+  }));
+  EXPECT_EQ(scan_task()["files"], 3);
+  EXPECT_RUN(autopod({"models", "pause", id}), 0);
+  scanning.join();
+  EXPECT_RUN(first, 0);
+  EXPECT_NE(first.err.find("scan task " + id + " paused after"), std::string::npos) << first.err;
+  EXPECT_EQ(scan_task()["state"], "paused");
+  EXPECT_RUN(autopod({"models", "resume", id}), 0);
+  ASSERT_TRUE(eventually([&] { return scan_task()["state"] == "done"; })) << scan_task().dump();
+  EXPECT_EQ(scan_task()["files_done"], 3);
+  auto again = models({"scan", "comfy", "--hash", "--folder", "embeddings", "--json"});
+  EXPECT_RUN(again, 0);
+  std::istringstream lines(again.out);
+  int n = 0;
+  for (std::string line; std::getline(lines, line); ++n)
+    EXPECT_EQ(json::parse(line)["bytes_read"], 0) << line;
+  EXPECT_EQ(n, 3);
 }
 
 TEST_F(LibraryCli, MetaThenRmRemovesTheModelWithItsSidecarsAndRefusesOutsideTheRoot) {
