@@ -15,20 +15,20 @@
 #include "core/process.hpp"
 #include "models/library.hpp"
 #include "sandbox/sshd_harness.hpp"
-#include "tests/models/synthetic_models.hpp"
+#include "sandbox/synthetic_models.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
-using autopod::testing::SynthTensor;
+using autopod::sandbox::SynthTensor;
 
 double since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
 void populate(const fs::path& root, int files) {
-  namespace t = autopod::testing;
+  namespace t = autopod::sandbox;
   const std::pair<const char*, std::vector<SynthTensor>> kinds[] = {
       {"loras", t::kohya_lora("input_blocks_4_1_transformer_blocks_0", 2048, "lora_te1_")},
       {"checkpoints", t::sd1_checkpoint()},
@@ -124,7 +124,7 @@ int main() {
       connect_s, ls_s / connect_s, head_s, head_bytes / k_files, ls_s / head_s);
   // scan --hash: the pod-side hasher (python hashlib, 1 MiB reads) vs sha256sum on one 1 GiB file.
   auto big = root / "checkpoints" / "big.safetensors";
-  autopod::testing::write_safetensors(big, {{"w", {512, 1024, 1024}}});  // 1 GiB of F16, sparse
+  autopod::sandbox::write_safetensors(big, {{"w", {512, 1024, 1024}}});  // 1 GiB of F16, sparse
   // Best of 3, alternating, so a busy machine slows both alike.
   double hash_s = 1e9, sum_s = 1e9;
   bool hashed = true;

@@ -12,6 +12,18 @@
 #include "sandbox/model_hubs.hpp"
 #include "sandbox/runpod_sandbox.hpp"
 #include "sandbox/sshd_harness.hpp"
+#include "sandbox/synthetic_models.hpp"
+
+namespace {
+
+// A whole safetensors file holding `tensors` (its data zeros).
+std::string model_bytes(const std::vector<autopod::sandbox::SynthTensor>& tensors) {
+  std::string header = autopod::sandbox::safetensors_header(tensors);
+  std::string bytes(autopod::sandbox::safetensors_size(tensors, header), '\0');
+  return bytes.replace(0, header.size(), header);
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   using namespace autopod;
@@ -35,7 +47,7 @@ int main(int argc, char** argv) {
   bool with_hubs = false;
   app.add_flag("--model-hubs", with_hubs,
                "also run the storage, Hugging Face and Civitai fakes with a few small demo models "
-               "(hf://demo/tiny/tiny.safetensors, civitai:20, STORAGE/o/upscaler.pth; URLs printed)");
+               "(hf://demo/sd-vae/sd-vae.safetensors, civitai:20, STORAGE/o/upscaler.pth; URLs printed)");
   CLI11_PARSE(app, argc, argv);
 
   // The sandbox accepts any bearer token unless AUTOPOD_SANDBOX_KEY says which (kept out of argv).
@@ -94,10 +106,15 @@ int main(int argc, char** argv) {
         std::cerr << st.error().describe() << "\n";
         return 1;
       }
-    hf.add_lfs_file("demo/tiny", "tiny.safetensors", std::string(24 << 20, 'h'));
+    // Real safetensors (header + zero data) that `models ls` recognises: an SD VAE and a LoRA.
+    auto vae = sandbox::vae(4);
+    for (int i = 1; i <= 2; ++i)  // 9.4 MB each, so the download shows progress
+      vae.push_back({"decoder.mid.block_" + std::to_string(i) + ".conv1.weight", {512, 512, 3, 3}, "F32"});
+    hf.add_lfs_file("demo/sd-vae", "sd-vae.safetensors", model_bytes(vae));
     civitai.add_version("10", "20", "LORA",
                         {sandbox::CivitaiFile{"30", "demo-style.safetensors", "Model", true,
-                                              std::string(3 << 20, 'c'), "SafeTensor"}});
+                                              model_bytes(sandbox::kohya_lora("input_blocks_4_1_transformer_blocks_0", 768, "lora_te_")),
+                                              "SafeTensor"}});
     storage.put("upscaler.pth", std::string(1 << 20, 'u'));
   }
   std::cout << server.url();

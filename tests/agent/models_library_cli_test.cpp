@@ -8,10 +8,12 @@
 #include "core/text.hpp"
 #include "sandbox/model_hubs.hpp"
 #include "tests/agent/cli_fixture.hpp"
-#include "tests/models/synthetic_models.hpp"
+#include "sandbox/synthetic_models.hpp"
 
 namespace autopod::testing {
 namespace {
+
+using namespace sandbox;  // the synthetic model files
 
 struct LibraryCli : Cli {
   std::filesystem::path root;
@@ -143,7 +145,7 @@ TEST_F(LibraryCli, ScanHashIsATaskThatAnotherInvocationPausesAndResumes) {
   std::filesystem::create_directories(root / "embeddings");
   for (int i = 0; i < 3; ++i)
     std::ofstream(root / "embeddings" / ("e" + std::to_string(i) + ".pt"), std::ios::binary)
-        << random_bytes(2 << 20, 30 + i);
+        << random_bytes(4 << 20, 30 + i);  // 6 s at 2 MiB/s: time to pause it under load
   auto scan_task = [&] {
     std::istringstream lines(autopod({"models", "tasks", "--json"}).out);
     json found = json::object();
@@ -160,7 +162,7 @@ TEST_F(LibraryCli, ScanHashIsATaskThatAnotherInvocationPausesAndResumes) {
   ASSERT_TRUE(eventually([&] {
     auto t = scan_task();
     id = t.value("id", "");
-    return t.value("files_done", 0) >= 1;
+    return t.value("bytes", 0) > 0;  // under way
   }));
   EXPECT_EQ(scan_task()["files"], 3);
   EXPECT_RUN(autopod({"models", "pause", id}), 0);

@@ -12,10 +12,12 @@
 #include "models/library.hpp"
 #include "models/sync.hpp"
 #include "tests/models/models_testing.hpp"
-#include "tests/models/synthetic_models.hpp"
+#include "sandbox/synthetic_models.hpp"
 
 namespace autopod::testing {
 namespace {
+
+using namespace sandbox;  // the synthetic model files
 
 using models::TaskState;
 using nlohmann::json;

@@ -5,10 +5,12 @@
 
 #include <gtest/gtest.h>
 
-#include "tests/models/synthetic_models.hpp"
+#include "sandbox/synthetic_models.hpp"
 
 namespace autopod::testing {
 namespace {
+
+using namespace sandbox;  // the synthetic model files
 
 using models::ModelKind;
 

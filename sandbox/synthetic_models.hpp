@@ -1,7 +1,7 @@
 #pragma once
-// Small synthetic model files for the library tests and benchmark: real tensor names and shapes
-// per architecture (model-sources.md §4.2), a real header, and a sparse data region, so a
-// "12 GB checkpoint" costs a few KiB of disk.
+// Small synthetic model files for the library tests, the benchmark and the demo's model hubs: real
+// tensor names and shapes per architecture (model-sources.md §4.2), a real header, and a sparse
+// data region, so a "12 GB checkpoint" costs a few KiB of disk.
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-namespace autopod::testing {
+namespace autopod::sandbox {
 
 struct SynthTensor {
   std::string name;
@@ -210,4 +210,4 @@ inline std::string gguf_bytes(const std::string& arch,
   return out;
 }
 
-}  // namespace autopod::testing
+}  // namespace autopod::sandbox
