@@ -10,6 +10,8 @@
 //    (deciding "present" from the records) locally and on the pod path (the pod-side program
 //    through a real sshd), vs hashing the 15 files (what a tool without records does). Target:
 //    under 1 s, no file hashed. `models_bench noop` runs only this case.
+// `models_bench pod [RUNS]` runs only the pod path's cases (1 and 2 without the engine), RUNS
+// times (default 1), each run side by side with aria2c and curl, and prints every run.
 
 #include <unistd.h>
 
@@ -121,8 +123,9 @@ double pod_path(const autopod::models::PodExec& exec, const std::string& url, co
   if (!job) return std::fprintf(stderr, "pod start failed: %s\n", job.error().message.c_str()), -1;
   std::string state = "running";
   while (state == "running") {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the job's state file, polled
-    auto st = m::pod_status(exec, root.string(), *job);
+    // The pod answers the moment the job ends, as to `models sync`, whose looks share one ssh
+    // session; here each look is a new OpenSSH connection, so one long look, not many.
+    auto st = m::pod_status(exec, root.string(), *job, std::chrono::seconds(60));
     if (!st) return std::fprintf(stderr, "pod status failed: %s\n", st.error().message.c_str()), -1;
     state = st->value("state", "");
   }
@@ -211,6 +214,41 @@ int noop_case(const fs::path& dir) {
   return 0;
 }
 
+// `models_bench pod`: the pod path beside aria2c and curl (capped), then beside curl (uncapped),
+// `runs` times; every run is printed, none dropped.
+int pod_only(const fs::path& dir, const fs::path& source, int runs) {
+  autopod::sandbox::StorageServer storage({k_cap, {}, false});
+  if (!storage.start()) return 1;
+  storage.put_file("model.bin", source);
+  std::string url = storage.plain_url("model.bin");
+  fs::path dest = dir / "out" / "model.bin";
+  auto sshd = autopod::sandbox::SshdHarness::start(dir / "sshd");
+  autopod::models::PodExec exec = sshd ? ssh_exec(**sshd, dir / "id_ed25519") : autopod::models::PodExec{};
+  if (!exec) return std::fprintf(stderr, "no sshd for the pod path\n"), 1;
+  for (int run = 1; run <= runs; ++run) {
+    std::printf("run %d of %d, capped at 50 MB/s per connection (fetch + verify):\n", run, runs);
+    storage.set_rate(k_cap);
+    double pod = pod_path(exec, url, dir / "pod-root", 8);
+    line("autopod pod path (sshd), 8 connections", pod);
+    double aria = tool({"aria2c", "-q", "-x8", "-s8", "-k1M", "--allow-overwrite=true", "-d",
+                        dest.parent_path().string(), "-o", "model.bin", url}, dest);
+    line("aria2c -x8 -s8 -k1M + sha256sum", aria);
+    double curl = tool({"curl", "-sS", "-L", "-o", dest.string(), url}, dest);
+    line("curl -L -o + sha256sum", curl);
+    std::printf("  pod path/aria2c %.2f (target >= 0.9), pod path/curl %.2f (target >= 4)\n", aria / pod,
+                curl / pod);
+    storage.set_rate(0);
+    double pod_u = pod_path(exec, url, dir / "pod-root", 8);
+    line("uncapped: autopod pod path, 8", pod_u);
+    double curl_u = tool({"curl", "-sS", "-L", "-o", dest.string(), url}, dest);
+    line("uncapped: curl -L -o + sha256sum", curl_u);
+    std::printf("  uncapped pod path/curl speed %.2f (target >= 0.95)\n", curl_u / pod_u);
+    std::fflush(stdout);
+  }
+  storage.stop();
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -230,6 +268,12 @@ int main(int argc, char** argv) {
   fs::path source = dir / "source.bin";
   { std::FILE* f = std::fopen(source.c_str(), "wb"); std::fclose(f); }
   fs::resize_file(source, k_size);  // sparse: reads cost no disk
+  if (argc > 1 && std::string(argv[1]) == "pod") {
+    expected_sha = *autopod::models::sha256_file(source);
+    int rc = pod_only(dir, source, argc > 2 ? std::max(1, std::atoi(argv[2])) : 1);
+    fs::remove_all(dir);
+    return rc;
+  }
   autopod::sandbox::StorageServer storage({k_cap, {}, false});
   if (!storage.start()) return 1;
   storage.put_file("model.bin", source);

@@ -107,8 +107,12 @@ core::Result<std::string> pod_start(const PodExec& exec, const std::string& root
   return job;
 }
 
-core::Result<json> pod_status(const PodExec& exec, const std::string& root, const std::string& job) {
-  TRY_ASSIGN(auto j, pod_request(exec, {{"op", "status"}, {"root", root}, {"job", job}}));
+core::Result<json> pod_status(const PodExec& exec, const std::string& root, const std::string& job,
+                              std::chrono::milliseconds wait) {
+  json request = {{"op", "status"}, {"root", root}, {"job", job}};
+  if (wait.count() > 0)
+    request["wait_secs"] = static_cast<double>(wait.count()) / 1000.0;
+  TRY_ASSIGN(auto j, pod_request(exec, request));
   auto jobs = j.value("jobs", json::array());
   if (jobs.empty())
     return core::fail(ErrorCode::not_found, "no job " + job + " under " + root + " on the pod",

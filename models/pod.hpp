@@ -5,6 +5,7 @@
 // file's origin, with the tokens that came on stdin (kept in memory there, sent to the API host
 // only, never in an argv or a file). Never prints or exits.
 
+#include <chrono>
 #include <functional>
 #include <string>
 
@@ -48,8 +49,12 @@ core::Result<std::string> pod_start(const PodExec& exec, const std::string& root
                                     const SyncPlan& plan, const PodJobOptions& options);
 
 // The job's state ({"job", "state", "tasks": [{name, folder, state, bytes, total, ...}]}).
+// With `wait`, the pod answers as soon as the job is no longer running, or after `wait` with its
+// progress then: one exec that sees the end at once, where a poll loop would pay a connection per
+// look and see it a poll late. not_found when there is no such job.
 core::Result<nlohmann::json> pod_status(const PodExec& exec, const std::string& root,
-                                        const std::string& job);
+                                        const std::string& job,
+                                        std::chrono::milliseconds wait = std::chrono::milliseconds(0));
 
 // Asks a running job to pause or cancel (it stops within half a second; cancel removes its
 // partial files, also when the job had already stopped); resume and retry start a job that is

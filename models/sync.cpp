@@ -206,9 +206,9 @@ SyncProgress SyncRun::progress_of(std::vector<Task> tasks) const {
   return p;
 }
 
-core::Result<SyncProgress> SyncRun::refresh() {
+core::Result<SyncProgress> SyncRun::refresh(std::chrono::milliseconds wait) {
   if (m_target.on_pod() && !m_job.empty()) {
-    TRY_ASSIGN(auto state, pod_status(m_target.exec, m_target.root.string(), m_job));
+    TRY_ASSIGN(auto state, pod_status(m_target.exec, m_target.root.string(), m_job, wait));
     merge_job(*m_store, state);
   }
   return progress_of(tasks_named(*m_store, m_ids));
@@ -219,7 +219,7 @@ core::Result<SyncProgress> SyncRun::follow(const SyncProgressFn& on_progress,
   if (!m_target.on_pod())
     return run_local(on_progress);
   for (int failed = 0;;) {
-    auto look = refresh();
+    auto look = refresh(m_options.poll);
     if (!look && (look.error().code == ErrorCode::not_found || ++failed > m_options.tolerated_failures))
       return core::fail(look.error());
     if (!look) {
@@ -232,7 +232,8 @@ core::Result<SyncProgress> SyncRun::follow(const SyncProgressFn& on_progress,
       on_progress(p);
     if (p.finished || (keep && !keep()))
       return first_failure(std::move(p));
-    std::this_thread::sleep_for(m_options.poll);
+    if (m_job.empty())
+      std::this_thread::sleep_for(m_options.poll);  // else the look itself waited on the pod
   }
 }
 

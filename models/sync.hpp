@@ -141,9 +141,10 @@ class SyncRun {
   const std::vector<std::string>& task_ids() const { return m_ids; }
 
   // One look: the pod job's state read over ssh and merged into the store's tasks (or the local
-  // tasks as the store holds them). not_found when the pod no longer has the job.
-  core::Result<SyncProgress> refresh();
-  // Looks every `poll` until every file has ended or `keep` turns false, calling `on_progress`
+  // tasks as the store holds them). not_found when the pod no longer has the job. With `wait`,
+  // the pod answers when the job ends or after `wait` (pod_status).
+  core::Result<SyncProgress> refresh(std::chrono::milliseconds wait = std::chrono::milliseconds(0));
+  // Looks every `poll` (on a pod: one look that waits up to `poll` there, so the end is seen at once) until every file has ended or `keep` turns false, calling `on_progress`
   // after each look (up to tolerated_failures looks in a row may fail, e.g. ssh dropping; a job
   // the pod no longer has fails at once); on this machine it runs the downloads meanwhile (then `keep` is not asked:
   // stop them with control()). Returns the last look; remote naming the first failed file (with

@@ -111,6 +111,8 @@ bool StorageServer::Impl::send_body(tcp::socket& s, const Object& o, std::int64_
     std::lock_guard lock(mutex);
     rate = options.bytes_per_sec_per_connection;
     wrong = faults.wrong_bytes;
+    if (!wrong && faults.wrong_bodies > 0 && o.size / 2 >= first && o.size / 2 <= last)
+      wrong = true, --faults.wrong_bodies;
     cut_at = faults.cut_at;
     std::int64_t cut_byte = static_cast<std::int64_t>(cut_at * static_cast<double>(o.size));
     if (faults.cuts > 0 && cut_byte >= first && cut_byte <= last) cut = true, --faults.cuts;

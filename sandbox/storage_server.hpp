@@ -27,6 +27,7 @@ struct StorageFaults {
   double cut_at = 0;            // close the connection when a body crosses this fraction...
   int cuts = 0;                 // ...this many times
   bool wrong_bytes = false;     // serve one flipped byte in the middle of each object
+  int wrong_bodies = 0;         // ...or only in this many bodies that hold it, then true bytes
   int ignore_range = 0;         // answer this many Range requests with 200 and the whole body
   int status_burst = 0;         // answer this many requests with burst_status instead
   int burst_status = 503;       // 429 comes without Retry-After, like Cloudflare's

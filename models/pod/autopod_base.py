@@ -1,8 +1,9 @@
 # autopod_base.py: the pod side of `autopod models sync` (python3 stdlib only, nothing installed).
-# autopod_base.py, autopod_fetch.py, autopod_paths.py, autopod_library.py, autopod_scan.py and
-# autopod_jobs.py are concatenated in that order and sent over SSH on stdin by autopod (never
-# written to the pod), followed by one JSON request line (the requests are in autopod_jobs.py). Keep them ASCII: the bootstrap reads the
-# program by character count. This part: state files, owners, and HTTP with redirects by hand.
+# autopod_base.py, autopod_hash.py, autopod_fetch.py, autopod_paths.py, autopod_library.py,
+# autopod_scan.py and autopod_jobs.py are concatenated in that order and sent over SSH on stdin by
+# autopod (never written to the pod), followed by one JSON request line (the requests are in
+# autopod_jobs.py). Keep them ASCII: the bootstrap reads the program by character count. This
+# part: state files, owners, and HTTP with redirects by hand.
 # Tokens arrive on stdin with the request and live in memory only; one is sent only to the host of
 # the file's origin (the Hub or Civitai API), never to storage.
 AUTOPOD_FETCH_VERSION = 2

@@ -3,8 +3,10 @@
 #   {"op": "list", "root": R}                    records, model files, free bytes, folder dirs
 #   {"op": "start", "root": R, "job": ID, "files": [...], "connections": N, "parallel": P,
 #    "stall_secs": S, "tokens": {"hf": ..., "civitai": ...}}   a detached download job
-#   {"op": "status", "root": R, "job": ID}       the job's state file ("" job: all jobs; a scan's
-#                                                per-file "results" only with "results": true)
+#   {"op": "status", "root": R, "job": ID, "wait_secs": W}   the job's state file ("" job: all
+#                                                jobs; a scan's per-file "results" only with
+#                                                "results": true); with W, answered once the job
+#                                                is no longer running or after W seconds
 #   {"op": "control", "root": R, "job": ID, "action": "pause"|"cancel"}
 #   {"op": "resume", "root": R, "job": ID, "tokens": {...}}    a paused or failed job again
 #   {"op": "prune", "root": R, "paths": [...]}   removes files that carry an autopod record
@@ -93,6 +95,7 @@ def run_job(req, path, control_path):
             return None
 
     lock = threading.Lock()  # a task's end is never overwritten by the progress loop
+    ended, count = threading.Event(), [0]  # the last task's end is written at once, not at a tick
 
     def one(i, f):
         t = job["tasks"][i]
@@ -116,17 +119,24 @@ def run_job(req, path, control_path):
         with lock:
             live.pop(i, None)
             t.update(end)
+            count[0] += 1
+        ended.set()
 
     live = {}
     threads = [threading.Thread(target=one, args=(i, f)) for i, f in enumerate(req["files"])]
     for th in threads:
         th.start()
-    while any(th.is_alive() for th in threads):
-        time.sleep(0.2)
+    while True:
+        ended.wait(0.2)
+        ended.clear()
         job["heartbeat"] = int(time.time())
         with lock:
+            if count[0] == len(threads):
+                break
             progress(job, live)
             write_json(path, job)
+    for th in threads:
+        th.join()
     job["state"] = overall({t["state"] for t in job["tasks"]})
     write_json(path, job)
 
@@ -201,6 +211,12 @@ def op_resume(req):
 
 def op_status(req):
     d = jobs_dir(req["root"])
+    until = time.time() + float(req.get("wait_secs", 0))
+    while req.get("job") and time.time() < until:
+        j = read_json(os.path.join(d, req["job"] + ".json"))
+        if j is not None and not job_alive(j):  # none yet: the detached job is starting
+            break
+        time.sleep(0.05)  # a local file: cheap, where another look over ssh costs a connection
     names = [req["job"] + ".json"] if req.get("job") else sorted(
         n for n in os.listdir(d) if n.endswith(".json") and not n.endswith(".request.json"))
     jobs = []

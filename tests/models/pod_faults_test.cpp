@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <set>
 
+#include "core/fs.hpp"
 #include "models/transfer_state.hpp"
 #include "tests/models/pod_testing.hpp"
 
@@ -102,6 +103,84 @@ TEST_F(PodFaults, WrongBytesAreCaughtWithBothHashesNamedAndThePartialRemoved) {
   EXPECT_NE(error.find("expected " + sha256_of(bytes)), std::string::npos) << error;
   EXPECT_NE(error.find("actual "), std::string::npos) << error;
   EXPECT_TRUE(names_in(dest().parent_path()).empty());  // no model, no partial, no state record
+}
+
+TEST_F(PodFaults, RangesFoundAtAResumeAreHashedFromDiskSoBytesChangedThereAreCaught) {
+  // Given a paused download whose first ranges are done and recorded...
+  hubs.storage.set_rate(2 << 20);
+  auto resolver = hubs.resolver();
+  auto plan = pod.plan(manifest, resolver);
+  ASSERT_TRUE(plan);
+  auto job = models::pod_start(pod.exec, pod.root_str(), *plan, pod_options());
+  ASSERT_TRUE(job);
+  ASSERT_TRUE(eventually([&] { return hubs.storage.bytes_sent() > (6 << 20); }));
+  ASSERT_TRUE(models::pod_control(pod.exec, pod.root_str(), *job, models::TaskControl::pause));
+  ASSERT_EQ(pod.wait(*job).value("state", ""), "paused");
+  // ...when a byte of its first range changes on the volume before the resume...
+  std::filesystem::path partial;
+  for (const auto& n : names_in(dest().parent_path()))
+    if (n.size() > 5 && n.compare(n.size() - 5, 5, ".part") == 0)
+      partial = dest().parent_path() / n;
+  ASSERT_FALSE(partial.empty());
+  std::string on_disk = read_all(partial);
+  ASSERT_EQ(on_disk.substr(0, 1 << 20), bytes.substr(0, 1 << 20));
+  on_disk[1000] ^= 0x5a;
+  ASSERT_TRUE(core::write_file_atomic(partial, on_disk, 0644));
+  hubs.storage.set_rate(0);
+  hubs.storage.clear_log();
+  auto state = sync({});
+  // ...the resume fetches only what is missing, yet the sha256 made while it lands reads the
+  // first range back from disk: the change is caught, both hashes named, nothing left behind.
+  for (const auto& r : ranges_asked())  // bytes=0-0 is the plan's probe
+    EXPECT_TRUE(r.rfind("bytes=0-", 0) != 0 || r == "bytes=0-0") << "the first range was fetched again: " << r;
+  ASSERT_EQ(state.value("state", ""), "failed") << state.dump(2);
+  std::string error = state["tasks"][0].value("error", "");
+  EXPECT_NE(error.find("sha256 mismatch: expected " + sha256_of(bytes) + ", actual "), std::string::npos)
+      << error;
+  EXPECT_EQ(error.find("actual " + sha256_of(bytes)), std::string::npos) << error;
+  EXPECT_TRUE(names_in(dest().parent_path()).empty());
+}
+
+TEST_F(PodFaults, AFirstPassWithWrongBytesCutThenAnswered200IsHashedAfreshFromZero) {
+  // One stream from a server that takes ranges and then ignores them: the first pass carries a
+  // wrong byte and is cut after it (slow enough that the hasher has hashed past it), the resume's
+  // Range gets a 200 with true bytes. The file starts over from zero and so must its sha256: a
+  // hash that kept the first pass's prefix would not match, though the bytes placed are exact.
+  // A file of known size gets there after its first range's 200 (ranges -> one stream), one of
+  // unknown size directly.
+  std::string small = test_bytes(512 << 10, 43);
+  hubs.storage.put("small.pth", small);
+  hubs.storage.set_rate(512 << 10);
+  struct Case {
+    std::int64_t size;
+    int bodies;  // served with the fault: the known size's first range is one more
+  };
+  for (Case c : {Case{static_cast<std::int64_t>(small.size()), 2}, Case{-1, 1}}) {
+    std::string name = c.size < 0 ? "unsized.pth" : "sized.pth";
+    models::SyncPlan plan;
+    models::PlanItem item;
+    item.action = models::Action::download;
+    item.resolved = models::ResolvedFile{
+        "src-" + name, hubs.storage.plain_url("small.pth"), name, "upscale_models", c.size,
+        sha256_of(small), "", "", true, "", ""};
+    plan.items.push_back(item);
+    sandbox::StorageFaults f;
+    f.wrong_bodies = c.bodies;  // the byte at 256 KiB
+    f.cut_at = 0.75;
+    f.cuts = c.bodies;
+    f.ignore_range = c.bodies;
+    hubs.storage.clear_log();
+    hubs.storage.set_faults(f);
+    auto job = models::pod_start(pod.exec, pod.root_str(), plan, pod_options(1));
+    ASSERT_TRUE(job) << job.error().describe();
+    auto state = pod.wait(*job);
+    ASSERT_EQ(state.value("state", ""), "done") << name << ": " << state.dump(2);
+    EXPECT_TRUE(read_all(pod.root / "upscale_models" / name) == small) << name;
+    bool restarted = false;  // a Range past zero answered 200: the restart happened
+    for (const auto& r : hubs.storage.requests())
+      restarted = restarted || (r.status == 200 && !r.range.empty() && r.range.rfind("bytes=0-", 0) != 0);
+    EXPECT_TRUE(restarted) << name << ": no resume was answered 200";
+  }
 }
 
 TEST_F(PodFaults, ASingleStreamThatIsCutOrLiesAboutItsLengthStartsOverAndVerifies) {

@@ -92,6 +92,24 @@ TEST_F(PodJobs, PauseKeepsThePartialResumeFetchesOnlyWhatIsMissingCancelRemovesI
   EXPECT_EQ(names_in(folder()), (std::vector<std::string>{"f0.pth", "f0.pth.autopod.json"}));
 }
 
+TEST_F(PodJobs, AStatusThatWaitsIsAnsweredWhenTheJobEndsNotWhenTheWaitDoes) {
+  // A job of about a second (4 MiB at 4 MiB/s); a look that may wait 30 s there.
+  auto m = objects(1, 4 << 20);
+  hubs.storage.set_rate(4 << 20);
+  auto job = start(m);
+  ASSERT_FALSE(job.empty());
+  auto t0 = std::chrono::steady_clock::now();
+  auto st = models::pod_status(pod.exec, pod.root_str(), job, std::chrono::seconds(30));
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ASSERT_TRUE(st) << st.error().describe();
+  EXPECT_EQ(st->value("state", ""), "done") << st->dump(2);  // one look saw the end
+  EXPECT_LT(secs, 15.0) << "the look waited out its wait after the job had ended";
+  // Without a wait the answer is at once, as before.
+  auto again = models::pod_status(pod.exec, pod.root_str(), job);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->value("state", ""), "done");
+}
+
 TEST_F(PodJobs, TwoJobsOfTheSameManifestAtOncePlaceEachFileOnce) {
   auto m = objects(3, 6 << 20);
   hubs.storage.set_rate(4 << 20);
