@@ -253,6 +253,7 @@ struct Push {
   core::Status send_and_place(std::int64_t offset) {
     result.resumed_from = offset;
     std::unique_ptr<core::SshCommand> follower;
+    Sha256Worker hashing(std::move(sha));  // off the thread that encrypts and sends
     {
       TRY_ASSIGN(auto f, sftp.open(part, core::SftpOpen::write));
       auto started = follow_sha256(session, part);
@@ -263,7 +264,7 @@ struct Push {
       report(PushPhase::sending, offset);
       TRY(f->copy_from(
           local.fd, offset, local.size - offset, offset,
-          [&](const char* p, std::size_t n) { sha.update(p, n); },
+          [&](const char* p, std::size_t n) { hashing.update(p, n); },
           [&](std::int64_t done) {
             report(PushPhase::sending, offset + done);
             return true;
@@ -271,7 +272,7 @@ struct Push {
       if (auto synced = f->fsync(); !synced && synced.error().code != ErrorCode::unsupported)
         return synced;
     }
-    result.sha256 = sha.hex();
+    result.sha256 = hashing.hex();
     report(PushPhase::verifying, 0);
     std::string theirs;
     if (follower) {
