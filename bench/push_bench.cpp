@@ -1,9 +1,12 @@
 // `models push` benchmark, measured side by side in one run through one private sshd on
 // 127.0.0.1: 1 GiB pushed by autopod (libssh2 1.10 SFTP; its time includes the local sha256
-// while sending, sha256sum on the pod and the record) vs `scp` of the same file (OpenSSH 9.2,
+// and the pod's, both while sending, and the record) vs `scp` of the same file (OpenSSH 9.2,
 // SFTP protocol, no verification) with its default cipher and with libssh2's aes128-ctr +
-// hmac-sha2-256. Runs alternate; medians of 3. Target: push >= 0.5 x scp's throughput.
+// hmac-sha2-256. Runs alternate; medians of 5. Also the client's CPU seconds per GiB (this
+// process for push, scp and its ssh for scp), which a busy machine disturbs less than times.
+// Target: push >= 0.5 x scp's throughput.
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -32,19 +35,28 @@ double since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
+// CPU seconds (user + system) used so far by this process or by its waited-for children.
+double cpu_seconds(int who) {
+  rusage ru{};
+  ::getrusage(who, &ru);
+  auto secs = [](const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };
+  return secs(ru.ru_utime) + secs(ru.ru_stime);
+}
+
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v.empty() ? -1 : v[v.size() / 2];
 }
 
 struct PushTimes {
-  double total = -1, send = -1;
+  double total = -1, send = -1, cpu = -1;
 };
 
 PushTimes push_once(const autopod::core::SshTarget& target,
                     const fs::path& local,
                     const fs::path& root) {
   fs::remove_all(root / "loras");
+  double cpu = cpu_seconds(RUSAGE_SELF);
   auto t = Clock::now();
   auto session = autopod::core::SshSession::connect(target);
   if (!session) {
@@ -62,19 +74,25 @@ PushTimes push_once(const autopod::core::SshTarget& target,
     return {};
   }
   out.total = since(t);
+  out.cpu = cpu_seconds(RUSAGE_SELF) - cpu;
   return out;
 }
 
-double scp_once(const std::vector<std::string>& argv, const fs::path& dest) {
+struct ScpTimes {
+  double total = -1, cpu = -1;
+};
+
+ScpTimes scp_once(const std::vector<std::string>& argv, const fs::path& dest) {
   fs::remove(dest);
+  double cpu = cpu_seconds(RUSAGE_CHILDREN);
   auto t = Clock::now();
   auto r = autopod::core::run_capture(argv);
   double secs = since(t);
   if (!r || r->exit_code != 0 || fs::file_size(dest) != static_cast<std::uintmax_t>(k_size)) {
     std::fprintf(stderr, "scp failed: %s\n", r ? r->err.c_str() : "");
-    return -1;
+    return {};
   }
-  return secs;
+  return {secs, cpu_seconds(RUSAGE_CHILDREN) - cpu};
 }
 
 }  // namespace
@@ -116,22 +134,28 @@ int main() {
                 {local.string(), (*sshd)->user() + "@127.0.0.1:" + (dir / "scp.out").string()});
     return argv;
   };
-  std::vector<double> push_total, push_send, scp_default, scp_ctr;
-  for (int rep = 0; rep < 3; ++rep) {
+  std::vector<double> push_total, push_send, push_cpu, scp_default, scp_cpu, scp_ctr;
+  for (int rep = 0; rep < 5; ++rep) {
     auto p = push_once(target, local, root);
-    push_total.push_back(p.total), push_send.push_back(p.send);
-    scp_default.push_back(scp_once(scp_argv({}), dir / "scp.out"));
+    push_total.push_back(p.total), push_send.push_back(p.send), push_cpu.push_back(p.cpu);
+    auto d = scp_once(scp_argv({}), dir / "scp.out");
+    scp_default.push_back(d.total), scp_cpu.push_back(d.cpu);
     scp_ctr.push_back(
-        scp_once(scp_argv({"-c", "aes128-ctr", "-o", "MACs=hmac-sha2-256"}), dir / "scp.out"));
+        scp_once(scp_argv({"-c", "aes128-ctr", "-o", "MACs=hmac-sha2-256"}), dir / "scp.out")
+            .total);
+    std::printf("  run %d: push %.2f s (sent at %.2f s), scp %.2f s, scp aes128-ctr %.2f s\n", rep + 1,
+                p.total, p.send, d.total, scp_ctr.back());
   }
   auto mbs = [](double secs) { return secs > 0 ? static_cast<double>(k_size) / secs / 1e6 : 0; };
   double pt = median(push_total), ps = median(push_send), sd = median(scp_default),
          sc = median(scp_ctr);
-  std::printf("push 1 GiB through one sshd on 127.0.0.1 (medians of 3, alternating)\n");
-  std::printf("  scp, default cipher (chacha20-poly1305)       %6.2f s  %6.0f MB/s\n", sd, mbs(sd));
+  std::printf("push 1 GiB through one sshd on 127.0.0.1 (medians of 5, alternating)\n");
+  std::printf("  scp, default cipher (chacha20-poly1305)       %6.2f s  %6.0f MB/s  client %.2f CPU-s\n",
+              sd, mbs(sd), median(scp_cpu));
   std::printf("  scp -c aes128-ctr, hmac-sha2-256 (libssh2's)  %6.2f s  %6.0f MB/s\n", sc, mbs(sc));
   std::printf("  autopod push, sent                            %6.2f s  %6.0f MB/s\n", ps, mbs(ps));
-  std::printf("  autopod push, + sha256 on the pod + record    %6.2f s  %6.0f MB/s\n", pt, mbs(pt));
+  std::printf("  autopod push, verified on both ends + record  %6.2f s  %6.0f MB/s  client %.2f CPU-s\n",
+              pt, mbs(pt), median(push_cpu));
   std::printf("ratio push / scp (default): %.2fx (sending only: %.2fx); target >= 0.50x\n", sd / pt,
               sd / ps);
   std::printf("ratio push / scp (same cipher): %.2fx (sending only: %.2fx)\n", sc / pt, sc / ps);

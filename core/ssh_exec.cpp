@@ -1,5 +1,6 @@
-// ssh_exec: one command on an exec channel, its stdin fed while stdout and stderr are drained, in
-// non-blocking mode so the deadline holds and neither side waits on the other's full window.
+// ssh_exec and SshCommand: one command on an exec channel, its stdin fed while stdout and stderr
+// are drained, in non-blocking mode so the deadline holds and neither side waits on the other's
+// full window.
 
 #include <poll.h>
 
@@ -9,10 +10,9 @@
 
 namespace autopod::core {
 
-namespace {
-
 using Clock = std::chrono::steady_clock;
 
+// One exec channel driven non-blocking (ssh_exec, SshCommand).
 class ExecChannel {
  public:
   ExecChannel(SshSession& session, Clock::time_point deadline, std::string what)
@@ -21,10 +21,14 @@ class ExecChannel {
         m_deadline(deadline),
         m_what(std::move(what)) {}
   ~ExecChannel() {
-    if (m_channel)
+    if (m_channel) {
+      libssh2_session_set_blocking(m_ssh, 0);
       libssh2_channel_free(m_channel);  // never blocks: best effort on failure paths
+    }
     libssh2_session_set_blocking(m_ssh, 1);
   }
+  void set_deadline(Clock::time_point deadline) { m_deadline = deadline; }
+  void set_blocking(bool on) { libssh2_session_set_blocking(m_ssh, on ? 1 : 0); }
 
   // Waits until the socket is ready in the direction libssh2 is blocked on, at most until the
   // deadline. A pass that moved nothing may leave data libssh2 already read in its packet list
@@ -53,6 +57,7 @@ class ExecChannel {
                 "check the pod is running (autopod info) and try again");
   }
 
+  // Opens the channel and runs `command`, leaving the session non-blocking.
   Status start(const std::string& command) {
     libssh2_session_set_blocking(m_ssh, 0);
     while (!(m_channel = libssh2_channel_open_session(m_ssh))) {
@@ -151,18 +156,46 @@ class ExecChannel {
   LIBSSH2_CHANNEL* m_channel = nullptr;
 };
 
-}  // namespace
+std::string exec_what(const std::string& command) {
+  return "`" + command.substr(0, command.find(' ')) + "` on the pod";
+}
 
 Result<ExecResult> ssh_exec(SshSession& session,
                             const std::string& command,
                             std::string_view input,
                             std::chrono::milliseconds timeout) {
-  std::string word = command.substr(0, command.find(' '));
-  ExecChannel channel(session, Clock::now() + timeout, "`" + word + "` on the pod");
+  ExecChannel channel(session, Clock::now() + timeout, exec_what(command));
   ExecResult r;
   TRY(channel.start(command));
   TRY(channel.pump(input, r));
   TRY(channel.finish(r));
+  return r;
+}
+
+SshCommand::SshCommand(std::unique_ptr<ExecChannel> channel) : m_channel(std::move(channel)) {}
+SshCommand::~SshCommand() = default;
+
+Result<std::unique_ptr<SshCommand>> SshCommand::start(SshSession& session,
+                                                      const std::string& command,
+                                                      std::chrono::milliseconds timeout) {
+  auto channel =
+      std::make_unique<ExecChannel>(session, Clock::now() + timeout, exec_what(command));
+  TRY(channel->start(command));
+  libssh2_session_set_blocking(session.get(), 1);
+  return std::unique_ptr<SshCommand>(new SshCommand(std::move(channel)));
+}
+
+Result<ExecResult> SshCommand::finish(std::string_view input, std::chrono::milliseconds timeout) {
+  m_channel->set_deadline(Clock::now() + timeout);
+  m_channel->set_blocking(false);
+  ExecResult r;
+  auto done = [&]() -> Status {
+    TRY(m_channel->pump(input, r));
+    return m_channel->finish(r);
+  }();
+  m_channel->set_blocking(true);
+  if (!done)
+    return fail(done.error());
   return r;
 }
 

@@ -97,6 +97,32 @@ struct ExecResult {
 Result<ExecResult> ssh_exec(SshSession& session, const std::string& command, std::string_view input,
                             std::chrono::milliseconds timeout);
 
+class ExecChannel;
+
+// A command started on its own exec channel that runs on the pod while the caller goes on using
+// the session in blocking mode (SFTP, ssh_exec): what it prints meanwhile waits in libssh2's
+// packet list (up to the channel's 2 MiB window), so it should print little until its stdin
+// ends. Dropped without finish(), its channel is freed (sshd then closes the command's stdin).
+class SshCommand {
+ public:
+  // Starts `command` as ssh_exec does, within `timeout`; leaves the session in blocking mode.
+  // Errors: network (the session broke), remote (the server refused the channel or the exec),
+  // timeout.
+  static Result<std::unique_ptr<SshCommand>> start(SshSession& session,
+                                                   const std::string& command,
+                                                   std::chrono::milliseconds timeout);
+  ~SshCommand();
+  SshCommand(const SshCommand&) = delete;
+  SshCommand& operator=(const SshCommand&) = delete;
+  // Writes `input` then EOF on its stdin and collects stdout, stderr and its exit status, at
+  // most `timeout` from now. Errors as ssh_exec's; call once.
+  Result<ExecResult> finish(std::string_view input, std::chrono::milliseconds timeout);
+
+ private:
+  explicit SshCommand(std::unique_ptr<ExecChannel> channel);
+  std::unique_ptr<ExecChannel> m_channel;
+};
+
 // libssh2's last error for the session as text ("message [code]").
 std::string ssh_error(LIBSSH2_SESSION* session);
 

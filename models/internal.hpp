@@ -3,10 +3,14 @@
 
 #include <openssl/evp.h>
 
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 
 #include "core/http.hpp"
 #include "core/result.hpp"
@@ -89,6 +93,29 @@ class Sha256 {
     void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
   };
   std::unique_ptr<EVP_MD_CTX, Free> m_ctx;
+};
+
+// A Sha256 fed on a thread of its own, so hashing what is sent costs the sending thread one
+// copy instead of the hash: update() queues a copy of the bytes (at most 16 MiB waiting; it
+// blocks while the queue is full). Not shared between threads: one feeder.
+class Sha256Worker {
+ public:
+  explicit Sha256Worker(Sha256 start);
+  ~Sha256Worker();  // joins the thread
+  Sha256Worker(const Sha256Worker&) = delete;
+  Sha256Worker& operator=(const Sha256Worker&) = delete;
+  void update(const void* data, std::size_t n);
+  std::string hex();  // waits for what is queued, then finishes; call once
+
+ private:
+  void run();
+  Sha256 m_sha;
+  std::mutex m_mutex;
+  std::condition_variable m_changed;
+  std::deque<std::string> m_blocks;
+  std::size_t m_queued_bytes = 0;
+  bool m_closed = false;
+  std::thread m_thread;
 };
 
 }  // namespace autopod::models

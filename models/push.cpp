@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <memory>
 #include <cerrno>
 #include <cstring>
 #include <vector>
@@ -57,6 +59,49 @@ core::Result<std::string> pod_sha256(core::SshSession& session,
   if (r.exit_status != 0 || r.out.size() < 64)
     return fail(ErrorCode::remote, "hashing " + path + " failed on the pod: " + r.err);
   return r.out.substr(0, 64);
+}
+
+// A pod-side sha256 that follows the partial file `path` as the upload makes it grow, so the
+// pod hashes while the bytes arrive instead of after them (python3's hashlib; exit 127 without
+// it). It reads what is there, waits (50 ms at a time) on its stdin when it has caught up, and
+// once its stdin ends (every write acknowledged) reads to the end and prints "HEX SIZE". Started
+// after the upload opened the file; the upload only ever appends, so whatever it read is final.
+core::Result<std::unique_ptr<core::SshCommand>> follow_sha256(core::SshSession& session,
+                                                               const std::string& path) {
+  const std::string script =
+      "import hashlib, select, sys\n"
+      "h, n, last = hashlib.sha256(), 0, False\n"
+      "with open(sys.argv[1], 'rb', buffering=0) as f:\n"
+      "    while True:\n"
+      "        b = f.read(4 << 20)\n"
+      "        if b:\n"
+      "            h.update(b)\n"
+      "            n += len(b)\n"
+      "        elif last:\n"
+      "            break\n"
+      "        else:\n"
+      "            last = bool(select.select([sys.stdin], [], [], 0.05)[0])\n"
+      "print(h.hexdigest(), n)\n";
+  return core::SshCommand::start(session,
+                                 "command -v python3 >/dev/null || exit 127; exec python3 -c " +
+                                     quote(script) + " " + quote(path),
+                                 30s);
+}
+
+// What the follower hashed: its hex digest when it read exactly `size` bytes; empty when it
+// could not run or gave something else (the caller then hashes the file after the upload).
+core::Result<std::string> followed_sha256(core::SshCommand& follower,
+                                          const std::string& path,
+                                          std::int64_t size) {
+  TRY_ASSIGN(auto r, follower.finish("", hash_timeout(size)));
+  long long hashed = -1;
+  char hex[65] = {};
+  if (r.exit_status == 0 && std::sscanf(r.out.c_str(), "%64s %lld", hex, &hashed) == 2 &&
+      hashed == size && std::strlen(hex) == 64)
+    return std::string(hex);
+  core::logger("models")->warn("following {} on the pod gave '{}' (exit {}, {}): hashing it again",
+                               path, r.out, r.exit_status, r.err);
+  return std::string();
 }
 
 // The local file's first `length` bytes through `sha`.
@@ -207,12 +252,19 @@ struct Push {
   // Sends from `offset`, then compares the whole file's sha256 on both ends and renames it.
   core::Status send_and_place(std::int64_t offset) {
     result.resumed_from = offset;
+    std::unique_ptr<core::SshCommand> follower;
+    Sha256Worker hashing(std::move(sha));  // off the thread that encrypts and sends
     {
       TRY_ASSIGN(auto f, sftp.open(part, core::SftpOpen::write));
+      auto started = follow_sha256(session, part);
+      if (!started && started.error().code != ErrorCode::remote)
+        return fail(started.error());
+      if (started)
+        follower = std::move(*started);
       report(PushPhase::sending, offset);
       TRY(f->copy_from(
           local.fd, offset, local.size - offset, offset,
-          [&](const char* p, std::size_t n) { sha.update(p, n); },
+          [&](const char* p, std::size_t n) { hashing.update(p, n); },
           [&](std::int64_t done) {
             report(PushPhase::sending, offset + done);
             return true;
@@ -220,9 +272,15 @@ struct Push {
       if (auto synced = f->fsync(); !synced && synced.error().code != ErrorCode::unsupported)
         return synced;
     }
-    result.sha256 = sha.hex();
+    result.sha256 = hashing.hex();
     report(PushPhase::verifying, 0);
-    TRY_ASSIGN(auto theirs, pod_sha256(session, part, local.size));
+    std::string theirs;
+    if (follower) {
+      TRY_ASSIGN(theirs, followed_sha256(*follower, part, local.size));
+    }
+    if (theirs != result.sha256) {  // the follower could not run or saw other bytes: from disk
+      TRY_ASSIGN(theirs, pod_sha256(session, part, local.size));
+    }
     if (theirs != result.sha256) {
       (void)sftp.unlink(part);
       return fail(ErrorCode::protocol,

@@ -46,7 +46,9 @@ std::string push_partial_name(const std::string& name, std::int64_t size);
 // Sends `request.local` to ROOT/FOLDER/NAME. A partial file from an earlier push is kept when
 // its size and sha256 (python3's hashlib, else sha256sum, on the pod over exec) match the local
 // file's first bytes, else sent again; the whole file's sha256 is compared on both ends before
-// the rename; then the record NAME.autopod.json (source "push:LOCAL_NAME") is written beside it.
+// the rename, each hashed while the bytes travel (here on a thread of its own; on the pod by a
+// python3 follower on a second channel, else by hashing the file after the upload); then the
+// record NAME.autopod.json (source "push:LOCAL_NAME") is written beside it.
 // Errors: invalid_argument (a folder or name leaving the models root, a folder that is a symlink
 // out of it, not a regular local file), not_found (no models root; neither python3 nor
 // sha256sum on the pod), conflict (a different file already has the name), protocol (hashes

@@ -38,6 +38,58 @@ std::string Sha256::hex() {
   return out;
 }
 
+Sha256Worker::Sha256Worker(Sha256 start) : m_sha(std::move(start)), m_thread([this] { run(); }) {}
+
+Sha256Worker::~Sha256Worker() {
+  {
+    std::lock_guard lock(m_mutex);
+    m_closed = true;
+  }
+  m_changed.notify_all();
+  if (m_thread.joinable())
+    m_thread.join();
+}
+
+void Sha256Worker::update(const void* data, std::size_t n) {
+  constexpr std::size_t k_max_queued = 16u << 20;
+  std::string block(static_cast<const char*>(data), n);
+  std::unique_lock lock(m_mutex);
+  m_changed.wait(lock, [&] { return m_queued_bytes == 0 || m_queued_bytes + n <= k_max_queued; });
+  m_queued_bytes += n;
+  m_blocks.push_back(std::move(block));
+  m_changed.notify_all();
+}
+
+void Sha256Worker::run() {
+  for (;;) {
+    std::string block;
+    {
+      std::unique_lock lock(m_mutex);
+      m_changed.wait(lock, [&] { return m_closed || !m_blocks.empty(); });
+      if (m_blocks.empty())
+        return;
+      block = std::move(m_blocks.front());
+      m_blocks.pop_front();
+    }
+    m_sha.update(block.data(), block.size());
+    {
+      std::lock_guard lock(m_mutex);
+      m_queued_bytes -= block.size();
+    }
+    m_changed.notify_all();
+  }
+}
+
+std::string Sha256Worker::hex() {
+  {
+    std::lock_guard lock(m_mutex);
+    m_closed = true;
+  }
+  m_changed.notify_all();
+  m_thread.join();  // the thread drains the queue before it sees it closed and empty
+  return m_sha.hex();
+}
+
 core::Result<std::string> sha256_file(const std::filesystem::path& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0)

@@ -145,6 +145,30 @@ TEST_F(PushCli, ACutConnectionResumesAndVerifies) {
   EXPECT_FALSE(std::filesystem::exists(partial()));
 }
 
+// The pod hashes while the bytes arrive: once part of the file is there, a pod-side process is
+// already reading the partial file (before, python3 ran only after the last byte).
+TEST_F(PushCli, ThePodHashesThePartialFileWhileItIsSent) {
+  write_local(256u << 20);
+  std::filesystem::create_directories(root / "loras");
+  core::ProcessOutput pushed;
+  std::thread pushing([&] { pushed = push(); });
+  bool reached = wait_for_size(root / "loras", partial(), 4u << 20);
+  bool following = false;
+  for (pid_t p : descendants(sshd->pid())) {
+    auto cmdline = core::read_file("/proc/" + std::to_string(p) + "/cmdline");
+    following |= cmdline && cmdline->find("python3") != std::string::npos &&
+                 cmdline->find(partial().filename().string()) != std::string::npos;
+  }
+  std::error_code ec;
+  auto size_then = std::filesystem::file_size(partial(), ec);
+  pushing.join();
+  ASSERT_TRUE(reached) << pushed.err;
+  EXPECT_RUN(pushed, 0);
+  EXPECT_TRUE(following) << "no pod-side hasher while " << size_then << " bytes were there";
+  EXPECT_LT(size_then, data.size());
+  EXPECT_TRUE(slurp(root / "loras" / "mine.safetensors") == data);
+}
+
 TEST_F(PushCli, APartialFileWithTheRightBytesIsResumed) {
   write_local(5 << 20);
   std::filesystem::create_directories(root / "loras");

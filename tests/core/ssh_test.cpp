@@ -70,6 +70,41 @@ TEST_F(Ssh, ExecGivesUpAtItsTimeout) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
 }
 
+// Given a command started on its own channel, SFTP writes more than a channel window (2 MiB)
+// on the same session meanwhile; the command sees its stdin end only at finish() and then
+// reports the whole file, so both ran side by side on one session.
+TEST_F(Ssh, ACommandRunsWhileSftpWritesOnTheSameSession) {
+  auto sftp = core::Sftp::start(*session);
+  ASSERT_TRUE(sftp);
+  std::string path = (dir / "growing.bin").string();
+  auto f = (*sftp)->open(path, core::SftpOpen::truncate);
+  ASSERT_TRUE(f);
+  auto command = core::SshCommand::start(*session, "cat >/dev/null; wc -c < '" + path + "'", 10s);
+  ASSERT_TRUE(command) << command.error().describe();
+  std::string data = random_bytes(6 << 20, 3);
+  ASSERT_TRUE((*f)->write_at(0, data));
+  f->reset();
+  auto r = (*command)->finish("", 10s);
+  ASSERT_TRUE(r) << r.error().describe();
+  EXPECT_EQ(r->exit_status, 0) << r->err;
+  EXPECT_EQ(r->out, std::to_string(data.size()) + "\n");
+  auto after = core::ssh_exec(*session, "echo still", "", 10s);  // the session stays usable
+  ASSERT_TRUE(after) << after.error().describe();
+  EXPECT_EQ(after->out, "still\n");
+}
+
+// A command that ends before finish() (its exit already queued) still reports its status.
+TEST_F(Ssh, ACommandThatEndedEarlyStillReportsItsExit) {
+  auto command = core::SshCommand::start(*session, "echo early; exit 127", 10s);
+  ASSERT_TRUE(command) << command.error().describe();
+  auto more = core::ssh_exec(*session, "sleep 0.2; echo between", "", 10s);
+  ASSERT_TRUE(more) << more.error().describe();
+  auto r = (*command)->finish("", 10s);
+  ASSERT_TRUE(r) << r.error().describe();
+  EXPECT_EQ(r->exit_status, 127);
+  EXPECT_EQ(r->out, "early\n");
+}
+
 TEST_F(Ssh, SftpWritesAtOffsetsReadsARangeAndSyncs) {
   auto sftp = core::Sftp::start(*session);
   ASSERT_TRUE(sftp) << sftp.error().describe();
