@@ -109,12 +109,13 @@ int main(int argc, char** argv) {
     // Real safetensors (header + zero data) that `models ls` recognises: an SD VAE and a LoRA.
     auto vae = sandbox::vae(4);
     for (int i = 1; i <= 2; ++i)  // 9.4 MB each, so the download shows progress
-      vae.push_back({"decoder.mid.block_" + std::to_string(i) + ".conv1.weight", {512, 512, 3, 3}, "F32"});
+      vae.push_back(
+          {"decoder.mid.block_" + std::to_string(i) + ".conv1.weight", {512, 512, 3, 3}, "F32"});
     hf.add_lfs_file("demo/sd-vae", "sd-vae.safetensors", model_bytes(vae));
+    auto lora = sandbox::kohya_lora("down_blocks_1_attentions_0_transformer_blocks_0", 768, "lora_te_");
     civitai.add_version("10", "20", "LORA",
                         {sandbox::CivitaiFile{"30", "demo-style.safetensors", "Model", true,
-                                              model_bytes(sandbox::kohya_lora("input_blocks_4_1_transformer_blocks_0", 768, "lora_te_")),
-                                              "SafeTensor"}});
+                                              model_bytes(lora), "SafeTensor"}});
     storage.put("upscaler.pth", std::string(1 << 20, 'u'));
   }
   std::cout << server.url();
