@@ -43,6 +43,19 @@ struct PodFaults : ::testing::Test {
     EXPECT_TRUE(job) << job.error().describe();
     return job ? pod.wait(*job) : json{};
   }
+  // Starts the download at 2 MiB/s and pauses it once 6 MiB have left storage: a partial file
+  // with its first ranges done and recorded, the rest missing.
+  void pause_after_6_mib() {
+    hubs.storage.set_rate(2 << 20);
+    auto resolver = hubs.resolver();
+    auto plan = pod.plan(manifest, resolver);
+    ASSERT_TRUE(plan);
+    auto job = models::pod_start(pod.exec, pod.root_str(), *plan, pod_options());
+    ASSERT_TRUE(job);
+    ASSERT_TRUE(eventually([&] { return hubs.storage.bytes_sent() > (6 << 20); }));
+    ASSERT_TRUE(models::pod_control(pod.exec, pod.root_str(), *job, models::TaskControl::pause));
+    ASSERT_EQ(pod.wait(*job).value("state", ""), "paused");
+  }
   // Every GET for the file's object, as "bytes=A-B" (empty: no Range).
   std::vector<std::string> ranges_asked() const {
     std::vector<std::string> out;
@@ -74,15 +87,7 @@ TEST_F(PodFaults, ACutAtHalfwayIsResumedFromTheCutAndVerifies) {
 
 TEST_F(PodFaults, A200ToARangeOfAPartialFileRestartsItNeverAppends) {
   // Given a paused download with a partial file, when the next run's Range gets a 200...
-  hubs.storage.set_rate(2 << 20);
-  auto resolver = hubs.resolver();
-  auto plan = pod.plan(manifest, resolver);
-  ASSERT_TRUE(plan);
-  auto job = models::pod_start(pod.exec, pod.root_str(), *plan, pod_options());
-  ASSERT_TRUE(job);
-  ASSERT_TRUE(eventually([&] { return hubs.storage.bytes_sent() > (6 << 20); }));
-  ASSERT_TRUE(models::pod_control(pod.exec, pod.root_str(), *job, models::TaskControl::pause));
-  ASSERT_EQ(pod.wait(*job).value("state", ""), "paused");
+  ASSERT_NO_FATAL_FAILURE(pause_after_6_mib());
   hubs.storage.set_rate(0);
   sandbox::StorageFaults f;
   f.ignore_range = 1;
@@ -107,15 +112,7 @@ TEST_F(PodFaults, WrongBytesAreCaughtWithBothHashesNamedAndThePartialRemoved) {
 
 TEST_F(PodFaults, RangesFoundAtAResumeAreHashedFromDiskSoBytesChangedThereAreCaught) {
   // Given a paused download whose first ranges are done and recorded...
-  hubs.storage.set_rate(2 << 20);
-  auto resolver = hubs.resolver();
-  auto plan = pod.plan(manifest, resolver);
-  ASSERT_TRUE(plan);
-  auto job = models::pod_start(pod.exec, pod.root_str(), *plan, pod_options());
-  ASSERT_TRUE(job);
-  ASSERT_TRUE(eventually([&] { return hubs.storage.bytes_sent() > (6 << 20); }));
-  ASSERT_TRUE(models::pod_control(pod.exec, pod.root_str(), *job, models::TaskControl::pause));
-  ASSERT_EQ(pod.wait(*job).value("state", ""), "paused");
+  ASSERT_NO_FATAL_FAILURE(pause_after_6_mib());
   // ...when a byte of its first range changes on the volume before the resume...
   std::filesystem::path partial;
   for (const auto& n : names_in(dest().parent_path()))
