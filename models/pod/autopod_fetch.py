@@ -341,12 +341,14 @@ class Transfer:
             raise Fail("%s: sha256 mismatch: expected %s, actual %s; the partial file was removed"
                        % (self.f["name"], expected, actual))
         os.replace(self.partial, self.dest)
-        self.close()
-        self.remove(self.state_path)
         st = os.stat(self.dest)
         f = self.f
+        # The record before the state record goes: a sync waiting for this owner looks for the
+        # record the moment the state record is gone, and would fetch the file again without it.
         write_json(self.dest + ".autopod.json",
                    {"version": 1, "source": f["source"], "folder": f["folder"], "name": f["name"],
                     "revision": f.get("revision", ""), "etag": f.get("validator", ""),
                     "size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": actual})
+        self.close()
+        self.remove(self.state_path)
         return actual
