@@ -60,11 +60,12 @@ def locate(root, real, where=None):
     raise Fail("%s is outside the models root %s and the folders extra_model_paths.yaml names" % (real, root))
 
 
-def inside(root, path):
+def inside(root, path, where=None):
     """The real path of `path` (relative to root, or to a folder's extra_model_paths.yaml directory
-    as FOLDER/NAME, or absolute), refusing anything outside those and autopod's own files."""
+    as FOLDER/NAME, or absolute), refusing anything outside those and autopod's own files.
+    `where`: places(root), when the caller has it already."""
     p = path if os.path.isabs(path) else os.path.join(root, path)
-    real, where = os.path.realpath(p), places(root)
+    real, where = os.path.realpath(p), where if where is not None else places(root)
     if not os.path.isabs(path) and not os.path.exists(real) and "/" in path:
         key, rest = path.split("/", 1)
         for k, d in where:
@@ -162,8 +163,10 @@ def write_bytes_atomic(path, data, mtime_ns=None):
 
 
 def op_hash(req):
-    root, index = req["root"], load_index(req["root"])
-    return {"files": [hash_file(root, index, p, lambda n: None) for p in scan_paths(req)]}
+    root, index, pending = req["root"], load_index(req["root"]), {}
+    files = [hash_file(index, pending, p, lambda n: None) for p in scan_paths(req)]
+    flush_index(root, pending)
+    return {"files": files}
 
 
 def op_meta(req):

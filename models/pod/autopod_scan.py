@@ -3,9 +3,11 @@
 #
 # The cache: STEM.sha256 beside the model holds the bare 64 hex digits and nothing else (what
 # pysssss reads and writes, model-sources.md section 5), and <root>/.autopod/hashes.json keys it:
-# {model's real path: {"size", "mtime_ns", "sha256"}}. A hash is reused only while the model's
-# size and mtime are the recorded ones and STEM.sha256 still holds that hash; a STEM.sha256 another
-# tool wrote (no record) is hashed once more, then recorded.
+# {model's real path: {"size", "mtime_ns", "sha256", "sidecar"}}. A hash is reused only while the
+# model's size and mtime are the recorded ones and, when a sidecar was written ("sidecar": true),
+# STEM.sha256 still holds that hash; a STEM.sha256 another tool wrote (no record) is hashed once
+# more, then recorded. No sidecar is written where another model shares the stem (x.ckpt, x.pt:
+# one x.sha256 cannot name both) or where the directory is read-only: the index alone keeps it.
 #
 #   {"op": "scan", "root": R, "job": ID, "folder": F, "paths": [...], "max_bytes_per_sec": N}
 #       hashes every model under R (or F, or `paths`; the extra_model_paths.yaml folders too) as a
@@ -22,8 +24,16 @@ def load_index(root):
 
 
 def sha256_sidecar(path):
+    """STEM.sha256 beside the model, or None when another model in its directory has that stem."""
     d, name = os.path.split(path)
-    return os.path.join(d, stem_of(name) + ".sha256")
+    stem = stem_of(name)
+    try:
+        names = os.listdir(d or ".")
+    except OSError:
+        names = []
+    if any(n != name and n.lower().endswith(MODEL_EXTS) and stem_of(n) == stem for n in names):
+        return None
+    return os.path.join(d, stem + ".sha256")
 
 
 def cached_hash(index, path, st):
@@ -31,29 +41,47 @@ def cached_hash(index, path, st):
     e = index.get(os.path.realpath(path))
     if not isinstance(e, dict) or e.get("size") != st.st_size or e.get("mtime_ns") != st.st_mtime_ns:
         return None
+    if not e.get("sidecar", True):
+        return e.get("sha256")
     try:
-        with open(sha256_sidecar(path)) as f:
+        with open(sha256_sidecar(path) or "") as f:
             h = f.read(200).strip().lower()
     except OSError:
         return None
     return h if re.fullmatch(r"[0-9a-f]{64}", h) and h == e.get("sha256") else None
 
 
-def record_hash(root, index, path, st, digest):
-    write_bytes_atomic(sha256_sidecar(path), digest.encode())
-    entry = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digest}
+def record_hash(index, pending, path, st, digest):
+    """Writes STEM.sha256 (where it can) and queues the index entry in `pending`."""
+    sidecar, written = sha256_sidecar(path), False
+    if sidecar:
+        try:
+            write_bytes_atomic(sidecar, digest.encode())
+            written = True
+        except OSError:
+            pass  # a read-only directory: the index alone keeps the hash
+    entry = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digest, "sidecar": written}
+    index[os.path.realpath(path)] = pending[os.path.realpath(path)] = entry
+
+
+def flush_index(root, pending):
+    """Merges `pending` entries into <root>/.autopod/hashes.json under its lock (other scans of
+    the same root add theirs meanwhile) and empties it."""
+    if not pending:
+        return
     os.makedirs(os.path.join(root, ".autopod"), exist_ok=True)
     with open(os.path.join(root, ".autopod", "hashes.lock"), "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # other scans of the same root add theirs meanwhile
+        fcntl.flock(lock, fcntl.LOCK_EX)
         cur = load_index(root)
-        cur[os.path.realpath(path)] = entry
+        cur.update(pending)
         write_json(os.path.join(root, ".autopod", "hashes.json"), cur)
-    index[os.path.realpath(path)] = entry
+    pending.clear()
 
 
-def hash_file(root, index, path, on_bytes, stop=lambda: None, rate=0):
-    """{path, size, cached, bytes_read, sha256} of one model, read only when the cache misses;
-    on_bytes(n) after each block read; raises Stop when stop() names a reason."""
+def hash_file(index, pending, path, on_bytes, stop=lambda: None, rate=0):
+    """{path, size, cached, bytes_read, sha256} of one model, read only when the cache misses (a
+    new hash goes to `pending` for flush_index); on_bytes(n) after each block read; raises Stop
+    when stop() names a reason."""
     st = os.stat(path)
     item = {"path": path, "size": st.st_size, "cached": False, "bytes_read": 0}
     cached = cached_hash(index, path, st)
@@ -77,7 +105,7 @@ def hash_file(root, index, path, on_bytes, stop=lambda: None, rate=0):
     if (now.st_mtime_ns, now.st_size) != (st.st_mtime_ns, st.st_size):
         raise Fail("%s changed while it was hashed; scan again" % path)
     item["sha256"] = h.hexdigest()
-    record_hash(root, index, path, st, item["sha256"])
+    record_hash(index, pending, path, st, item["sha256"])
     return item
 
 
@@ -85,8 +113,11 @@ def scan_paths(req):
     root = req["root"]
     if not os.path.isdir(root):
         raise Fail("no models root %s on this machine" % root)
-    if req.get("paths"):
-        return [inside(root, p) for p in req["paths"]]
+    if req.get("paths"):  # reported as asked (the listing's paths), checked through their real one
+        where = places(root)
+        for p in req["paths"]:
+            inside(root, p, where)
+        return [p if os.path.isabs(p) else os.path.join(root, p) for p in req["paths"]]
     return [os.path.join(d, n) for d, n, _, _, _ in model_files(root, req.get("folder", ""))]
 
 
@@ -98,9 +129,10 @@ def run_scan(req, path, control_path):
             "files": len(files), "files_done": 0, "bytes_per_sec": 0, "eta_secs": -1, "error": ""}
     job = {"job": req["job"], "kind": "scan", "pid": o["pid"], "start_ticks": o["start_ticks"],
            "host": o["host"], "heartbeat": o["heartbeat"], "state": "running",
-           "started": int(time.time()), "tasks": [task], "results": []}
+           "started": int(time.time()), "tasks": [task]}
     write_json(path, job)
     index, t0, clock = load_index(root), time.time(), {"read": 0, "written": 0.0, "looked": 0.0}
+    pending, results = {}, []  # index entries not yet written; per-file results, written at the end
 
     def stop():  # the control file, looked at every 0.1 s at most
         if time.time() - clock["looked"] < 0.1:
@@ -123,6 +155,8 @@ def run_scan(req, path, control_path):
             task["eta_secs"] = int(left / task["bytes_per_sec"]) if task["bytes_per_sec"] > 0 else -1
             job["heartbeat"] = int(now)
             write_json(path, job)
+            if len(pending) >= 256 or (pending and force):
+                flush_index(root, pending)
 
     end, failed = "done", 0
     try:
@@ -133,18 +167,20 @@ def run_scan(req, path, control_path):
                 raise Stop(why)
             before = task["bytes"]
             try:
-                item = hash_file(root, index, p, tick, stop, int(req.get("max_bytes_per_sec", 0)))
+                item = hash_file(index, pending, p, tick, stop, int(req.get("max_bytes_per_sec", 0)))
             except (OSError, Fail) as e:  # reported per file; the others go on
                 item = {"path": p, "size": size, "cached": False, "bytes_read": 0, "error": str(e)}
                 failed += 1
             task["bytes"], task["files_done"] = before + size, task["files_done"] + 1
-            job["results"].append(item)
+            results.append(item)
             tick(0)
     except Stop as s:
         end = "paused" if str(s) == "pause" else "cancelled"
     task["state"], job["state"] = end, end
     if failed:
         task["error"] = "%d of %d files could not be hashed" % (failed, len(files))
+    flush_index(root, pending)
+    job["results"] = results
     tick(0, True)
     task["eta_secs"] = 0 if end == "done" else -1
     write_json(path, job)

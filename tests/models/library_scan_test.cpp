@@ -71,6 +71,39 @@ TEST_F(HashCache, SameMtimeDifferentSizeIsRehashedUnchangedIsNot) {
   EXPECT_EQ(read_all(root / "loras" / "x.sha256"), grown.sha256);
 }
 
+// Two models that share a stem (x.ckpt, x.pt) cannot share one x.sha256: neither gets one, the
+// index keeps both, and a second scan reads neither.
+TEST_F(HashCache, ModelsSharingAStemAreKeptInTheIndexAloneAndHashedOnce) {
+  auto ckpt = root / "checkpoints" / "x.ckpt", pt = root / "checkpoints" / "x.pt";
+  std::filesystem::create_directories(ckpt.parent_path());
+  std::ofstream(ckpt, std::ios::binary) << "ckpt bytes";
+  std::ofstream(pt, std::ios::binary) << "pt";
+  auto first = models::hash_library(exec, root.string(), {ckpt.string(), pt.string()});
+  ASSERT_TRUE(first);
+  ASSERT_EQ(first->size(), 2u);
+  EXPECT_EQ((*first)[0].sha256, sha256_of("ckpt bytes"));
+  EXPECT_EQ((*first)[1].sha256, sha256_of("pt"));
+  EXPECT_FALSE(std::filesystem::exists(root / "checkpoints" / "x.sha256"));
+  auto second = models::hash_library(exec, root.string(), {ckpt.string(), pt.string()});
+  ASSERT_TRUE(second);
+  for (const auto& f : *second) {
+    EXPECT_TRUE(f.cached) << f.path;
+    EXPECT_EQ(f.bytes_read, 0u) << f.path;
+  }
+}
+
+// A model reached through a symlinked folder is reported under the path it was asked by (the
+// listing's), so the CLI finds its hash.
+TEST_F(HashCache, AFileThroughASymlinkIsReportedByThePathAsked) {
+  auto real = root / "loras-store" / "x.safetensors";
+  write_safetensors(real, kohya_lora("down_blocks_0", 768, "lora_te_"));
+  std::filesystem::create_directory_symlink(root / "loras-store", root / "loras");
+  auto asked = root / "loras" / "x.safetensors";
+  auto h = hash(asked);
+  EXPECT_EQ(h.path, asked.string());
+  EXPECT_EQ(h.sha256, sha256_of(read_all(real)));
+}
+
 // A STEM.sha256 autopod did not write (pysssss's, or a stale copy) is not trusted: the file is
 // hashed once, then the cache holds.
 TEST_F(HashCache, ASidecarWithoutAutopodsKeyIsHashedOnceThenTrusted) {
