@@ -328,7 +328,12 @@ core::Status SyncRun::control(TaskControl control) {
     TRY(pod_control(m_target.exec, m_target.root.string(), m_job, control, job_options(m_options)));
     // The job runs again on the pod: its tasks are followed again from here or `models tasks`.
     bool again = control == TaskControl::resume || control == TaskControl::retry;
-    return again ? m_store->requeue_job(m_job) : core::Status{};
+    if (again)
+      return m_store->requeue_job(m_job);
+    // Paused or cancelled on the pod: the job says so within half a second; the store follows,
+    // so `models tasks` shows it at once (also for a job that is not running: cancel of a paused one).
+    (void)refresh(std::chrono::seconds(2));
+    return {};
   }
   for (const auto& id : m_ids)  // a file that has already ended keeps its state
     if (auto r = m_store->request(id, control); !r && r.error().code != ErrorCode::conflict)

@@ -152,8 +152,8 @@ class SyncRun {
   core::Result<SyncProgress> follow(const SyncProgressFn& on_progress = {},
                                     const std::function<bool()>& keep = {});
   // Pauses or cancels every file: a pod job stops within half a second (cancel removes the
-  // partial files), local workers at their next poll. invalid_argument for resume/retry of a
-  // pod job (run the same sync again: it resumes the partial files).
+  // partial files; the store then holds the job's new states, looked at for up to 2 s), local
+  // workers at their next poll. Resume/retry start a pod job again, its tasks queued.
   core::Status control(TaskControl control);
 
  private:

@@ -71,6 +71,25 @@ struct ModelsPodCli : Cli {
   std::filesystem::path folder() const { return root / "upscale_models"; }
 };
 
+// Cancelling a paused pod task ends it at once in `models tasks` (the job on the pod is not
+// running, so nothing else would tell the store) and removes its partial file.
+TEST_F(ModelsPodCli, CancelOfAPausedPodTaskShowsCancelledAtOnce) {
+  objects(1, 24 << 20, "h");
+  storage.set_rate(2 << 20);
+  core::ProcessOutput first;
+  std::jthread syncing([&] { first = sync(); });
+  std::string id;
+  ASSERT_TRUE(eventually([&] {
+    return !(id = task("h0.pth").value("id", "")).empty() && storage.bytes_sent() > (2 << 20);
+  }));
+  EXPECT_RUN(autopod({"models", "pause", id}), 0);
+  syncing.join();
+  EXPECT_EQ(task("h0.pth").value("state", ""), "paused");
+  EXPECT_RUN(autopod({"models", "cancel", id}), 0);
+  EXPECT_EQ(task("h0.pth").value("state", ""), "cancelled");
+  EXPECT_FALSE(has_partial(folder()));
+}
+
 TEST_F(ModelsPodCli, PauseResumeAndCancelFromAnotherProcessWhileAPodJobRuns) {
   objects(1, 24 << 20);
   storage.set_rate(2 << 20);
