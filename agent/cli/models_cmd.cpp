@@ -111,7 +111,8 @@ core::Status print_plan(Context& ctx, const models::SyncPlan& plan) {
 }
 
 core::Result<models::SyncTarget> sync_target(Context& ctx, const Flags& f) {
-  if (!f.local.empty()) return models::SyncTarget{{}, {}, f.local};
+  if (!f.local.empty())  // absolute: tasks record it, and resume may run from elsewhere
+    return models::SyncTarget{{}, {}, std::filesystem::absolute(f.local).lexically_normal()};
   return pod_models_target(ctx, f.pod, f.models_root);
 }
 

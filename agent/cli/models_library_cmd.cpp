@@ -29,7 +29,8 @@ core::Result<ModelsRoot> reach(const Flags& f, const ReachModelsRoot& reach_pod)
   if (!std::filesystem::is_directory(f.local))
     return core::fail(ErrorCode::not_found, "no models root " + f.local,
                       "pass the folder that holds checkpoints/, loras/, ...");
-  return ModelsRoot{local_exec(), f.local, ""};
+  // Absolute: the scan task records it, and `models tasks|pause|cancel` may run elsewhere.
+  return ModelsRoot{local_exec(), std::filesystem::absolute(f.local).lexically_normal().string(), ""};
 }
 
 std::string what(const models::Recognition& r) {
