@@ -58,20 +58,7 @@ int main() {
   (void)autopod::core::run_capture(
       {"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key.string()});
   (void)(*sshd)->authorize(autopod::core::read_file(key.string() + ".pub").value());
-  std::vector<std::string> ssh = {"ssh",
-                                  "-i",
-                                  key.string(),
-                                  "-p",
-                                  std::to_string((*sshd)->port()),
-                                  "-o",
-                                  "BatchMode=yes",
-                                  "-o",
-                                  "StrictHostKeyChecking=no",
-                                  "-o",
-                                  "UserKnownHostsFile=/dev/null",
-                                  "-o",
-                                  "LogLevel=ERROR",
-                                  (*sshd)->user() + "@127.0.0.1"};
+  auto ssh = (*sshd)->ssh_argv(key);
   std::uint64_t wire = 0;
   autopod::models::PodExec exec = [&](const std::string& command, const std::string& input) {
     auto argv = ssh;

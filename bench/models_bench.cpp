@@ -91,10 +91,7 @@ std::int64_t bytes_read() {
 autopod::models::PodExec ssh_exec(autopod::sandbox::SshdHarness& sshd, const fs::path& key_path) {
   auto key = autopod::core::ensure_ssh_key(key_path, true);
   if (!key || !sshd.authorize(key->public_key)) return {};
-  std::vector<std::string> argv = {"ssh", "-i", key_path.string(), "-p", std::to_string(sshd.port()),
-                                   "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
-                                   "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-                                   "-o", "LogLevel=ERROR", sshd.user() + "@127.0.0.1"};
+  auto argv = sshd.ssh_argv(key_path);
   return [argv](const std::string& command, const std::string& input) {
     auto full = argv;
     full.push_back(command);

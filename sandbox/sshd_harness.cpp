@@ -175,4 +175,11 @@ core::Status SshdHarness::authorize(const std::string& public_key_line) {
   return {};
 }
 
+std::vector<std::string> SshdHarness::ssh_argv(const std::filesystem::path& key) const {
+  return {"ssh", "-i", key.string(), "-p", std::to_string(m_port),
+          "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
+          "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+          "-o", "LogLevel=ERROR", m_user + "@127.0.0.1"};
+}
+
 }  // namespace autopod::sandbox

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/result.hpp"
 
@@ -32,6 +33,11 @@ class SshdHarness {
 
   // Appends a public key line to authorized_keys.
   core::Status authorize(const std::string& public_key_line);
+
+  // The OpenSSH client's argv up to and including "USER@127.0.0.1" for this sshd with the private
+  // key `key`: unattended (BatchMode), that key only, this throwaway host key not checked or
+  // remembered. Append the remote command.
+  std::vector<std::string> ssh_argv(const std::filesystem::path& key) const;
 
  private:
   SshdHarness() = default;

@@ -33,22 +33,7 @@ struct SshPod {
     if (!key)
       return;
     EXPECT_TRUE(sshd->authorize(key->public_key));
-    std::vector<std::string> argv = {"ssh",
-                                     "-i",
-                                     key->private_key.string(),
-                                     "-p",
-                                     std::to_string(sshd->port()),
-                                     "-o",
-                                     "BatchMode=yes",
-                                     "-o",
-                                     "IdentitiesOnly=yes",
-                                     "-o",
-                                     "StrictHostKeyChecking=no",
-                                     "-o",
-                                     "UserKnownHostsFile=/dev/null",
-                                     "-o",
-                                     "LogLevel=ERROR",
-                                     sshd->user() + "@127.0.0.1"};
+    auto argv = sshd->ssh_argv(key->private_key);
     exec = [argv](const std::string& command, const std::string& input) {
       auto full = argv;
       full.push_back(command);
