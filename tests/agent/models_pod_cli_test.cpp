@@ -57,6 +57,16 @@ struct ModelsPodCli : Cli {
     args.insert(args.end(), more.begin(), more.end());
     return autopod(args);
   }
+  // Runs sync() in the background until the task of file `name` exists and 2 MiB have left
+  // storage, pauses it from another invocation (`id`), and waits for that sync (`out`) to see the
+  // pause and return.
+  void sync_then_pause(const std::string& name, core::ProcessOutput& out, std::string& id) {
+    std::jthread syncing([&] { out = sync(); });
+    ASSERT_TRUE(eventually([&] {
+      return !(id = task(name).value("id", "")).empty() && storage.bytes_sent() > (2 << 20);
+    }));
+    EXPECT_RUN(autopod({"models", "pause", id}), 0);
+  }
   json task(const std::string& name) {
     auto r = autopod({"models", "tasks", "--json"});
     std::istringstream lines(r.out);
@@ -77,13 +87,8 @@ TEST_F(ModelsPodCli, CancelOfAPausedPodTaskShowsCancelledAtOnce) {
   objects(1, 24 << 20, "h");
   storage.set_rate(2 << 20);
   core::ProcessOutput first;
-  std::jthread syncing([&] { first = sync(); });
   std::string id;
-  ASSERT_TRUE(eventually([&] {
-    return !(id = task("h0.pth").value("id", "")).empty() && storage.bytes_sent() > (2 << 20);
-  }));
-  EXPECT_RUN(autopod({"models", "pause", id}), 0);
-  syncing.join();
+  ASSERT_NO_FATAL_FAILURE(sync_then_pause("h0.pth", first, id));
   EXPECT_EQ(task("h0.pth").value("state", ""), "paused");
   EXPECT_RUN(autopod({"models", "cancel", id}), 0);
   EXPECT_EQ(task("h0.pth").value("state", ""), "cancelled");
@@ -103,13 +108,8 @@ TEST_F(ModelsPodCli, PauseResumeAndCancelFromAnotherProcessWhileAPodJobRuns) {
     }
   });
   core::ProcessOutput first;
-  std::jthread syncing([&] { first = sync(); });
   std::string id;
-  ASSERT_TRUE(eventually([&] {
-    return !(id = task("f0.pth").value("id", "")).empty() && storage.bytes_sent() > (2 << 20);
-  }));
-  EXPECT_RUN(autopod({"models", "pause", id}), 0);
-  syncing.join();  // the syncing invocation sees the pause and returns
+  ASSERT_NO_FATAL_FAILURE(sync_then_pause("f0.pth", first, id));
   EXPECT_RUN(first, 0);
   EXPECT_EQ(task("f0.pth").value("state", ""), "paused");
   EXPECT_TRUE(has_partial(folder()));

@@ -21,10 +21,31 @@ struct AgentProcess : ::testing::Test {
   sandbox::ComfyFake fake;
   testing::OpenApi api;
   std::vector<std::string> env;
+  std::unique_ptr<sandbox::SshdHarness> sshd;      // connect_pod()
+  std::unique_ptr<sandbox::RunpodSandbox> runpod;  // after sshd: stopped first
 
   void SetUp() override {
     ASSERT_TRUE(fake.start());
     env = {"AUTOPOD_HOME=" + (dir / "home").string(), "AUTOPOD_PROVIDER=", "AUTOPOD_LOG_LEVEL="};
+  }
+  // A sandbox RunPod whose pods' ssh is the harness's sshd, its variables in `env`, and
+  // `autopod connect --name comfy` done against it.
+  void connect_pod() {
+    auto started = sandbox::SshdHarness::start(dir / "sshd");
+    ASSERT_TRUE(started) << started.error().describe();
+    sshd = std::move(started).value();
+    sandbox::SandboxOptions o;
+    o.api_key = "rpa_agent_test";
+    o.ssh_port = sshd->port();
+    o.ssh_user = sshd->user();
+    o.authorized_keys = sshd->authorized_keys();
+    o.provisioning_time = o.starting_time = std::chrono::milliseconds(30);
+    runpod = std::make_unique<sandbox::RunpodSandbox>(o);
+    ASSERT_TRUE(runpod->start());
+    env.insert(env.end(), {"RUNPOD_API_URL=" + runpod->url(), "RUNPOD_API_KEY=rpa_agent_test",
+                           "AUTOPOD_POLL_MS=20"});
+    auto connect = testing::run_autopod({"connect", "--name", "comfy", "--timeout", "30"}, env);
+    ASSERT_EQ(connect.exit_code, 0) << connect.err;
   }
   // The agent in the foreground; ready once it prints its "listening on" line.
   std::unique_ptr<testing::Child> agent(const std::vector<std::string>& args) {
@@ -92,19 +113,7 @@ TEST_F(AgentProcess, SigkillMidRunThenRestartFinishesTheTaskWithItsOutputs) {
 }
 
 TEST_F(AgentProcess, GenerationThroughATunnelToThePod) {
-  auto sshd = sandbox::SshdHarness::start(dir / "sshd");
-  ASSERT_TRUE(sshd) << sshd.error().describe();
-  sandbox::SandboxOptions o;
-  o.api_key = "rpa_agent_test";
-  o.ssh_port = (*sshd)->port();
-  o.ssh_user = (*sshd)->user();
-  o.authorized_keys = (*sshd)->authorized_keys();
-  o.provisioning_time = o.starting_time = std::chrono::milliseconds(30);
-  sandbox::RunpodSandbox runpod(o);
-  ASSERT_TRUE(runpod.start());
-  env.insert(env.end(), {"RUNPOD_API_URL=" + runpod.url(), "RUNPOD_API_KEY=rpa_agent_test", "AUTOPOD_POLL_MS=20"});
-  auto connect = testing::run_autopod({"connect", "--name", "comfy", "--timeout", "30"}, env);
-  ASSERT_EQ(connect.exit_code, 0) << connect.err;
+  ASSERT_NO_FATAL_FAILURE(connect_pod());
   std::string local = std::to_string(testing::free_port());
   auto a = agent({"--pod", "comfy", "--local-port", local, "--remote-port", std::to_string(fake.port())});
   ASSERT_TRUE(a);
@@ -128,19 +137,9 @@ TEST_F(AgentProcess, GenerationThroughATunnelToThePod) {
   testing::run_autopod({"tunnel", "stop-all"}, env);
 }
 
-// A model-sync task through `autopod agent --pod`: the pod-side program over the OpenSSH client
+// A model-sync task through `autopod agent --pod`: the pod-side program over libssh2 exec
 // to the harness's sshd (the pod's models root from config.yaml), from the hub fakes.
 TEST_F(AgentProcess, ModelSyncOntoThePodOverSsh) {
-  auto sshd = sandbox::SshdHarness::start(dir / "sshd");
-  ASSERT_TRUE(sshd) << sshd.error().describe();
-  sandbox::SandboxOptions o;
-  o.api_key = "rpa_agent_test";
-  o.ssh_port = (*sshd)->port();
-  o.ssh_user = (*sshd)->user();
-  o.authorized_keys = (*sshd)->authorized_keys();
-  o.provisioning_time = o.starting_time = std::chrono::milliseconds(30);
-  sandbox::RunpodSandbox runpod(o);
-  ASSERT_TRUE(runpod.start());
   sandbox::StorageServer storage{sandbox::StorageOptions{0, {}, false}};
   sandbox::HfFake hf{storage};
   ASSERT_TRUE(storage.start());
@@ -151,10 +150,8 @@ TEST_F(AgentProcess, ModelSyncOntoThePodOverSsh) {
   std::filesystem::create_directories(dir / "home");
   ASSERT_TRUE(core::write_file_atomic(dir / "home/config.yaml",
                                       "pod:\n  models_root: " + root.string() + "\n", 0600));
-  env.insert(env.end(), {"RUNPOD_API_URL=" + runpod.url(), "RUNPOD_API_KEY=rpa_agent_test",
-                         "AUTOPOD_POLL_MS=20", "HF_ENDPOINT=" + hf.url()});
-  auto connect = testing::run_autopod({"connect", "--name", "comfy", "--timeout", "30"}, env);
-  ASSERT_EQ(connect.exit_code, 0) << connect.err;
+  env.push_back("HF_ENDPOINT=" + hf.url());
+  ASSERT_NO_FATAL_FAILURE(connect_pod());
   auto a = agent({"--pod", "comfy"});
   ASSERT_TRUE(a);
   int port = port_of(*a);

@@ -43,6 +43,15 @@ struct PodFaults : ::testing::Test {
     EXPECT_TRUE(job) << job.error().describe();
     return job ? pod.wait(*job) : json{};
   }
+  // A plan of one file to download, as the resolver would hand it over (no probe made).
+  static models::SyncPlan download_plan(models::ResolvedFile file) {
+    models::SyncPlan plan;
+    models::PlanItem item;
+    item.action = models::Action::download;
+    item.resolved = std::move(file);
+    plan.items.push_back(item);
+    return plan;
+  }
   // Starts the download at 2 MiB/s and pauses it once 6 MiB have left storage: a partial file
   // with its first ranges done and recorded, the rest missing.
   void pause_after_6_mib() {
@@ -154,13 +163,9 @@ TEST_F(PodFaults, AFirstPassWithWrongBytesCutThenAnswered200IsHashedAfreshFromZe
   };
   for (Case c : {Case{static_cast<std::int64_t>(small.size()), 2}, Case{-1, 1}}) {
     std::string name = c.size < 0 ? "unsized.pth" : "sized.pth";
-    models::SyncPlan plan;
-    models::PlanItem item;
-    item.action = models::Action::download;
-    item.resolved = models::ResolvedFile{
-        "src-" + name, hubs.storage.plain_url("small.pth"), name, "upscale_models", c.size,
-        sha256_of(small), "", "", true, "", ""};
-    plan.items.push_back(item);
+    auto plan = download_plan(
+        models::ResolvedFile{"src-" + name, hubs.storage.plain_url("small.pth"), name,
+                             "upscale_models", c.size, sha256_of(small), "", "", true, "", ""});
     sandbox::StorageFaults f;
     f.wrong_bodies = c.bodies;  // the byte at 256 KiB
     f.cut_at = 0.75;
@@ -184,21 +189,9 @@ TEST_F(PodFaults, ASingleStreamThatIsCutOrLiesAboutItsLengthStartsOverAndVerifie
   // A server without ranges gets one stream; a cut there cannot resume, so it starts over.
   std::string small = test_bytes(3 << 20, 42);
   hubs.storage.put("plain.pth", small);
-  models::SyncPlan plan;
-  models::PlanItem item;
-  item.action = models::Action::download;
-  item.resolved = models::ResolvedFile{"src",
-                                       hubs.storage.plain_url("plain.pth"),
-                                       "plain.pth",
-                                       "upscale_models",
-                                       static_cast<std::int64_t>(small.size()),
-                                       sha256_of(small),
-                                       "",
-                                       "",
-                                       false,
-                                       "",
-                                       ""};
-  plan.items.push_back(item);
+  auto plan = download_plan(models::ResolvedFile{
+      "src", hubs.storage.plain_url("plain.pth"), "plain.pth", "upscale_models",
+      static_cast<std::int64_t>(small.size()), sha256_of(small), "", "", false, "", ""});
   sandbox::StorageFaults f;
   f.cut_at = 0.5;
   f.cuts = 1;
@@ -259,21 +252,9 @@ TEST_F(PodFaults, AnExpiredSignatureIsReResolvedOnThePodWithTheTokenForTheHubOnl
 }
 
 TEST_F(PodFaults, TooLittleSpaceIsRefusedBeforeAnyByteNamingTheNumbers) {
-  models::SyncPlan plan;
-  models::PlanItem item;
-  item.action = models::Action::download;
-  item.resolved = models::ResolvedFile{"src",
-                                       hubs.storage.plain_url("x"),
-                                       "huge.safetensors",
-                                       "checkpoints",
-                                       std::int64_t{1} << 60,
-                                       "",
-                                       "",
-                                       "",
-                                       true,
-                                       "",
-                                       ""};
-  plan.items.push_back(item);
+  auto plan = download_plan(models::ResolvedFile{"src", hubs.storage.plain_url("x"),
+                                                 "huge.safetensors", "checkpoints",
+                                                 std::int64_t{1} << 60, "", "", "", true, "", ""});
   auto job = models::pod_start(pod.exec, pod.root_str(), plan, pod_options());
   ASSERT_FALSE(job);
   EXPECT_NE(job.error().message.find("not enough space"), std::string::npos) << job.error().message;
