@@ -119,7 +119,7 @@ def describe(root, d, name, names, cap, texts, index, where):
     folder, rel, extra = locate(root, os.path.join(os.path.realpath(d), name), where)
     item = {"path": path, "relative": rel, "folder": folder, "extra_dir": extra, "size": st.st_size,
             "mtime_ns": st.st_mtime_ns, "sidecars": sidecars_of(name, names),
-            "sha256": cached_hash(index, path, st), "record": read_json(path + ".autopod.json")}
+            "sha256": cached_hash(index, path, st, names), "record": read_json(path + ".autopod.json")}
     try:
         item["head"] = base64.b64encode(head_bytes(path, cap)).decode()
     except OSError as e:

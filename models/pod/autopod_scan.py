@@ -23,28 +23,31 @@ def load_index(root):
     return idx if isinstance(idx, dict) else {}
 
 
-def sha256_sidecar(path):
-    """STEM.sha256 beside the model, or None when another model in its directory has that stem."""
+def sha256_sidecar(path, names=None):
+    """STEM.sha256 beside the model, or None when another model in its directory has that stem.
+    `names`: the directory's entries, when the caller has listed it already."""
     d, name = os.path.split(path)
     stem = stem_of(name)
-    try:
-        names = os.listdir(d or ".")
-    except OSError:
-        names = []
+    if names is None:
+        try:
+            names = os.listdir(d or ".")
+        except OSError:
+            names = []
     if any(n != name and n.lower().endswith(MODEL_EXTS) and stem_of(n) == stem for n in names):
         return None
     return os.path.join(d, stem + ".sha256")
 
 
-def cached_hash(index, path, st):
-    """The cached sha256 of the model at `path` with stat `st`, or None."""
+def cached_hash(index, path, st, names=None):
+    """The cached sha256 of the model at `path` with stat `st`, or None. `names`: as for
+    sha256_sidecar."""
     e = index.get(os.path.realpath(path))
     if not isinstance(e, dict) or e.get("size") != st.st_size or e.get("mtime_ns") != st.st_mtime_ns:
         return None
     if not e.get("sidecar", True):
         return e.get("sha256")
     try:
-        with open(sha256_sidecar(path) or "") as f:
+        with open(sha256_sidecar(path, names) or "") as f:
             h = f.read(200).strip().lower()
     except OSError:
         return None
